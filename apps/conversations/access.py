@@ -1,0 +1,99 @@
+"""Who a widget connection (websocket or HTTP) is, and the writes both transports share.
+
+A widget authenticates with its public key, from a page whose Origin the tenant allows, and
+optionally with a signed end-user token naming the customer and their access groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.conversations import selectors, services
+from apps.conversations.models import Conversation, Message
+from apps.core.errors import ApplicationError
+from apps.tenants.selectors import widget_key_resolve
+from apps.tenants.services import end_user_token_verify
+
+MAX_CLIENT_ID = 64
+
+
+class Refused(Exception):
+    """The widget may not do this: bad key, Origin, token, or someone else's conversation."""
+
+
+@dataclass
+class Session:
+    tenant: Any
+    widget_key: Any
+    claims: dict[str, Any] | None
+    language: str
+    conversation: Conversation | None = None
+    access_groups: list[str] = field(default_factory=list)
+
+
+def authorize(
+    *, key: str, origin: str | None, token: str | None, conversation_id: str | None, lang: str
+) -> Session:
+    """Check the widget key, the Origin, the end-user token and the conversation's owner."""
+    widget_key = widget_key_resolve(key=key)
+    if widget_key is None:
+        raise Refused("unknown or inactive widget key")
+    tenant = widget_key.tenant
+    if not tenant.origin_allowed(origin):
+        raise Refused(f"origin {origin!r} is not allowed for this widget key")
+    claims = None
+    if token:
+        try:
+            claims = end_user_token_verify(tenant=tenant, token=token)
+        except ApplicationError as exc:
+            raise Refused(exc.message) from exc
+    session = Session(
+        tenant=tenant,
+        widget_key=widget_key,
+        claims=claims,
+        language=(lang or "")[:16],
+        access_groups=list(claims.get("groups", [])) if claims else [],
+    )
+    if conversation_id:
+        conversation = selectors.conversation_get(tenant=tenant, public_id=conversation_id)
+        if conversation is None:
+            raise Refused("no such conversation for this widget key")
+        if conversation.contact_id is not None and (
+            claims is None or conversation.contact.external_id != claims["sub"]
+        ):
+            raise Refused("the conversation belongs to another customer")
+        session.conversation = conversation
+    return session
+
+
+def conversation_start_for(session: Session) -> Conversation:
+    """A new conversation for the session's widget and customer."""
+    contact = (
+        services.contact_from_claims(tenant=session.tenant, claims=session.claims)
+        if session.claims
+        else None
+    )
+    return services.conversation_start(
+        tenant=session.tenant,
+        widget_key=session.widget_key,
+        contact=contact,
+        language=session.language,
+        access_groups=session.access_groups,
+    )
+
+
+def customer_message_post(
+    conversation: Conversation, text: str, client_id: str | None
+) -> tuple[Message, bool, bool]:
+    """Store the customer's message; returns (message, created, needs_an_answer)."""
+    message, created = services.message_post_customer(
+        conversation=conversation, text=text, client_id=client_id
+    )
+    conversation.refresh_from_db(fields=["status"])
+    if created:
+        return message, True, conversation.assistant_active
+    # A re-sent message whose answer never started (the process died before) is answered now;
+    # one that was answered, or is being answered, is not answered twice.
+    later = selectors.messages_after(conversation=conversation, since=message.pk, limit=1)
+    return message, False, not later and conversation.assistant_active

@@ -1,0 +1,452 @@
+"""REST endpoints: conversations and their messages, contacts, feedback, and one-shot questions.
+
+Views validate with a serializer, call one service or selector from `api_services`/`services`/
+`selectors`, and serialize the result; the tenant is the API key's (see apps.core.api).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
+
+from apps.conversations import api_services, services
+from apps.conversations.filters import (
+    ContactFilter,
+    ConversationFilter,
+    FeedbackFilter,
+    MessageFilter,
+)
+from apps.conversations.models import Contact, Conversation, Feedback, Message
+from apps.conversations.selectors import conversation_get, conversation_list
+from apps.conversations.serializers import (
+    AgentMessageCreateSerializer,
+    AskAnswerSerializer,
+    AskSerializer,
+    AssignSerializer,
+    ContactSerializer,
+    ContactUpsertSerializer,
+    ConversationSerializer,
+    ConversationStatusSerializer,
+    FeedbackCreateSerializer,
+    FeedbackSerializer,
+    MessageSerializer,
+)
+from apps.core.api import TenantViewSetMixin
+from apps.integrations.api_auth import ApiCursorPagination, HasScope, acting_user
+from apps.integrations.models import Scope
+
+FILTERS = [DjangoFilterBackend, OrderingFilter]
+PERMISSIONS = [IsAuthenticated, HasScope]
+UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+READ = [Scope.CONVERSATIONS_READ]
+WRITE = [Scope.CONVERSATIONS_WRITE]
+
+
+class MessageCursorPagination(ApiCursorPagination):
+    """A conversation reads oldest first; message ids only grow."""
+
+    ordering = "id"
+
+
+def _conversation_or_404(tenant: Any, public_id: Any) -> Conversation:
+    conversation = conversation_get(tenant=tenant, public_id=public_id)
+    if conversation is None:
+        raise exceptions.NotFound("No such conversation.")
+    return conversation
+
+
+def _conversation_path_parameter(name: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+# --- Conversations --------------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List conversations", tags=["conversations"]),
+    retrieve=extend_schema(summary="Get a conversation", tags=["conversations"]),
+)
+class ConversationViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Conversation.objects.none()  # for the schema; get_queryset scopes
+    serializer_class = ConversationSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {
+        "list": READ,
+        "retrieve": READ,
+        "partial_update": WRITE,
+        "assign": WRITE,
+        "resolve": WRITE,
+    }
+    lookup_field = "public_id"
+    lookup_value_regex = UUID_REGEX
+    filter_backends = FILTERS
+    filterset_class = ConversationFilter
+    ordering_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self):
+        return conversation_list(tenant=self.tenant)
+
+    def _reply(self, conversation: Conversation) -> Response:
+        conversation = _conversation_or_404(self.tenant, conversation.public_id)
+        return Response(ConversationSerializer(conversation).data)
+
+    @extend_schema(
+        summary="Change a conversation's status",
+        tags=["conversations"],
+        request=ConversationStatusSerializer,
+        responses=ConversationSerializer,
+    )
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        conversation = self.get_object()
+        serializer = ConversationStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        conversation = api_services.conversation_status_set(
+            conversation=conversation,
+            status=serializer.validated_data["status"],
+            by=acting_user(request),
+        )
+        return self._reply(conversation)
+
+    @extend_schema(
+        summary="Assign a conversation to an agent",
+        tags=["conversations"],
+        request=AssignSerializer,
+        responses=ConversationSerializer,
+        description="The agent (a member of the tenant) takes over; the assistant falls silent.",
+    )
+    @action(detail=True, methods=["post"])
+    def assign(self, request: Request, public_id: str | None = None) -> Response:
+        conversation = self.get_object()
+        serializer = AssignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        agent = api_services.tenant_agent_find(
+            tenant=self.tenant, agent=serializer.validated_data["agent"]
+        )
+        return self._reply(services.conversation_assign(conversation=conversation, agent=agent))
+
+    @extend_schema(
+        summary="Resolve a conversation",
+        tags=["conversations"],
+        request=None,
+        responses=ConversationSerializer,
+        description="Records `conversation.resolved` and asks the customer for a rating.",
+    )
+    @action(detail=True, methods=["post"])
+    def resolve(self, request: Request, public_id: str | None = None) -> Response:
+        conversation = services.conversation_resolve(
+            conversation=self.get_object(), by=acting_user(request)
+        )
+        return self._reply(conversation)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a conversation's messages (oldest first)",
+        tags=["conversations"],
+        parameters=[_conversation_path_parameter("conversation_id")],
+    ),
+    create=extend_schema(
+        summary="Post an agent reply",
+        tags=["conversations"],
+        parameters=[_conversation_path_parameter("conversation_id")],
+        request=AgentMessageCreateSerializer,
+        responses={201: MessageSerializer},
+        description=(
+            "The reply reaches the customer's widget live and records `message.created`. The "
+            "agent takes the conversation over if it is not theirs yet."
+        ),
+    ),
+)
+class MessageViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    queryset = Message.objects.none()  # for the schema; get_queryset scopes
+    serializer_class = MessageSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {"list": READ, "create": WRITE}
+    pagination_class = MessageCursorPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = MessageFilter
+
+    def conversation(self) -> Conversation:
+        if not hasattr(self, "_conversation"):
+            self._conversation = _conversation_or_404(self.tenant, self.kwargs["conversation_id"])
+        return self._conversation
+
+    def get_queryset(self):
+        return (
+            Message.objects.for_tenant(self.tenant)
+            .filter(conversation=self.conversation())
+            .select_related("author")
+        )
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        conversation = self.conversation()
+        serializer = AgentMessageCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        agent = api_services.agent_for_reply(
+            conversation=conversation,
+            agent=serializer.validated_data.get("agent"),
+            user=acting_user(request),
+        )
+        message = services.message_post_agent(
+            conversation=conversation, agent=agent, content=serializer.validated_data["content"]
+        )
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+# --- Contacts -------------------------------------------------------------------------------------
+
+CONTACTS_READ = [Scope.CONTACTS_READ]
+CONTACTS_WRITE = [Scope.CONTACTS_WRITE]
+EXTERNAL_ID_PARAMETER = OpenApiParameter(
+    "external_id", OpenApiTypes.STR, OpenApiParameter.PATH, description="Your id for the contact."
+)
+
+
+def _valid_external_id(external_id: str) -> bool:
+    return bool(external_id) and len(external_id) <= 255 and "\x00" not in external_id
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List contacts", tags=["contacts"]),
+    retrieve=extend_schema(summary="Get a contact", tags=["contacts"]),
+    create=extend_schema(summary="Create a contact", tags=["contacts"]),
+    partial_update=extend_schema(summary="Change a contact", tags=["contacts"]),
+    destroy=extend_schema(
+        summary="Delete a contact",
+        tags=["contacts"],
+        description="Its conversations stay, without a contact.",
+    ),
+)
+class ContactViewSet(
+    TenantViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Contact.objects.none()  # for the schema; get_queryset scopes
+    serializer_class = ContactSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {
+        "list": CONTACTS_READ,
+        "retrieve": CONTACTS_READ,
+        "by_external_id": CONTACTS_READ,
+        "create": CONTACTS_WRITE,
+        "partial_update": CONTACTS_WRITE,
+        "destroy": CONTACTS_WRITE,
+        "upsert": CONTACTS_WRITE,
+    }
+    lookup_field = "public_id"
+    lookup_value_regex = UUID_REGEX
+    filter_backends = FILTERS
+    filterset_class = ContactFilter
+    ordering_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self):
+        return Contact.objects.for_tenant(self.tenant)
+
+    def perform_create(self, serializer: ContactSerializer) -> None:
+        serializer.instance = api_services.contact_create(
+            tenant=self.tenant, **serializer.validated_data
+        )
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = ContactSerializer(self.get_object(), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        contact = api_services.contact_update(
+            contact=serializer.instance, **serializer.validated_data
+        )
+        return Response(ContactSerializer(contact).data)
+
+    def perform_destroy(self, instance: Contact) -> None:
+        api_services.contact_delete(contact=instance)
+
+    @extend_schema(
+        summary="Get a contact by your external id",
+        tags=["contacts"],
+        parameters=[EXTERNAL_ID_PARAMETER],
+        responses=ContactSerializer,
+    )
+    @action(detail=False, methods=["get"], url_path="by-external-id/(?P<external_id>[^/]+)")
+    def by_external_id(self, request: Request, external_id: str = "") -> Response:
+        contact = None
+        if _valid_external_id(external_id):
+            contact = self.get_queryset().filter(external_id=external_id).first()
+        if contact is None:
+            raise exceptions.NotFound("No contact has this external id.")
+        return Response(ContactSerializer(contact).data)
+
+    @extend_schema(
+        summary="Create or update a contact by your external id",
+        tags=["contacts"],
+        parameters=[EXTERNAL_ID_PARAMETER],
+        request=ContactUpsertSerializer,
+        responses={200: ContactSerializer, 201: ContactSerializer},
+        description=(
+            "Creates the contact (201) or sets the fields sent on the existing one (200); "
+            "fields not sent are left as they are. `attributes` is replaced as a whole."
+        ),
+    )
+    @by_external_id.mapping.put
+    def upsert(self, request: Request, external_id: str = "") -> Response:
+        if not _valid_external_id(external_id):
+            raise exceptions.ValidationError({"external_id": ["1 to 255 characters, no NUL."]})
+        serializer = ContactUpsertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact, created = api_services.contact_upsert(
+            tenant=self.tenant, external_id=external_id, **serializer.validated_data
+        )
+        return Response(
+            ContactSerializer(contact).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a contact's conversations",
+        tags=["contacts"],
+        parameters=[_conversation_path_parameter("contact_id")],
+    )
+)
+class ContactConversationViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
+    queryset = Conversation.objects.none()  # for the schema; get_queryset scopes
+    serializer_class = ConversationSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {"list": [Scope.CONTACTS_READ, Scope.CONVERSATIONS_READ]}
+    filter_backends = FILTERS
+    filterset_class = ConversationFilter
+    ordering_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self):
+        contact = Contact.objects.for_tenant(self.tenant).filter(
+            public_id=self.kwargs["contact_id"]
+        )
+        if not contact.exists():
+            raise exceptions.NotFound("No such contact.")
+        return conversation_list(tenant=self.tenant).filter(contact__in=contact)
+
+
+# --- Feedback and questions -----------------------------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List feedback", tags=["feedback"]),
+    create=extend_schema(
+        summary="Record feedback",
+        tags=["feedback"],
+        request=FeedbackCreateSerializer,
+        responses={201: FeedbackSerializer},
+        description=(
+            "Thumbs (`up`/`down`) on an assistant answer (`message_id`), or the conversation's "
+            "CSAT (`1`-`5`) without one. A second vote replaces the first. Records "
+            "`feedback.received`."
+        ),
+    ),
+)
+class FeedbackViewSet(
+    TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    queryset = Feedback.objects.none()  # for the schema; get_queryset scopes
+    serializer_class = FeedbackSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {"list": READ, "create": WRITE}
+    filter_backends = FILTERS
+    filterset_class = FeedbackFilter
+    ordering_fields = ["created_at"]
+
+    def get_queryset(self):
+        return Feedback.objects.for_tenant(self.tenant).select_related("conversation")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = FeedbackCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        feedback = api_services.feedback_create(
+            conversation=_conversation_or_404(self.tenant, data["conversation_id"]),
+            rating=data["rating"],
+            message_id=data.get("message_id"),
+            comment=data.get("comment", ""),
+        )
+        return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
+
+
+class AskViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
+    serializer_class = AskSerializer
+    permission_classes = PERMISSIONS
+    required_scopes = {"create": WRITE}
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+    @extend_schema(
+        summary="Ask the assistant (one-shot, not streamed)",
+        tags=["assistant"],
+        request=AskSerializer,
+        responses={200: AskAnswerSerializer},
+        description=(
+            "Retrieves from the knowledge base and answers with citations, waiting for the "
+            "whole answer. Without `conversation_id` a new API conversation is started. When "
+            "the language model is unavailable the answer quotes the best passages "
+            "(`decision: extractive`); when nothing relevant is found the conversation is "
+            "handed off to a person (`handed_off: true`)."
+        ),
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = AskSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        conversation = None
+        if data.get("conversation_id"):
+            conversation = _conversation_or_404(self.tenant, data["conversation_id"])
+        conversation, question, answer = api_services.ask(
+            tenant=self.tenant,
+            question=data["question"],
+            conversation=conversation,
+            access_groups=data.get("access_groups"),
+        )
+        body = {
+            "conversation_id": conversation.public_id,
+            "conversation_status": conversation.status,
+            "question": question,
+            "answer": answer,
+            "decision": answer.decision if answer else "",
+            "handed_off": bool(answer and answer.decision == "handoff"),
+        }
+        return Response(AskAnswerSerializer(body).data)
+
+
+router = SimpleRouter()
+router.register("conversations", ConversationViewSet, basename="conversation")
+router.register(
+    f"conversations/(?P<conversation_id>{UUID_REGEX})/messages",
+    MessageViewSet,
+    basename="conversation-message",
+)
+router.register("contacts", ContactViewSet, basename="contact")
+router.register(
+    f"contacts/(?P<contact_id>{UUID_REGEX})/conversations",
+    ContactConversationViewSet,
+    basename="contact-conversation",
+)
+router.register("feedback", FeedbackViewSet, basename="feedback")
+router.register("ask", AskViewSet, basename="ask")

@@ -1,0 +1,370 @@
+"""The customer's chat websocket (protocol: docs/websocket.md).
+
+The consumer authenticates the widget key, the page's Origin and the optional end-user token,
+joins the conversation's group and forwards what is sent there. Customer messages are stored
+first, echoed, then answered by `apps.assistant` in a task of their own, so pings, typing and
+a request for a person keep flowing while an answer streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from apps.analytics import metrics
+from apps.conversations import selectors, services
+from apps.conversations.access import (
+    MAX_CLIENT_ID,
+    Refused,
+    Session,
+    authorize,
+    conversation_start_for,
+    customer_message_post,
+)
+from apps.conversations.asyncdb import db_async
+from apps.conversations.models import Conversation, FeedbackKind, HandoffReason, MessageRole
+from apps.conversations.ratelimit import hit_all_async
+from apps.core import realtime
+
+logger = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403
+CLOSE_RATE_LIMITED = 4429
+MAX_FRAME_BYTES = 64 * 1024
+MAX_COMMENT = 2000
+CLIENT_TYPES = frozenset({"message", "typing", "handoff", "feedback", "csat", "ping"})
+
+
+def _query(scope: dict[str, Any]) -> dict[str, str]:
+    raw = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    return {k: v[0] for k, v in raw.items() if v}
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    """The peer's address; behind a proxy run uvicorn with --proxy-headers so this is real."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        number = int(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and number >= 0 else None
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    session: Session | None = None
+    group: str | None = None
+
+    # --- Connecting -------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.session = None
+        self.group = None
+        self.answer_lock = asyncio.Lock()
+        self.answer_tasks: set[asyncio.Task] = set()
+        self.frames_window = (0.0, 0)
+        # Accept first so the close code (4403, 4429) reaches the browser; a refused handshake
+        # would only show as 1006 there.
+        await self.accept()
+        params = _query(self.scope)
+        key = params.get("key", "")[:64]
+        self.client_ip = client_address(self.scope)
+        allowed = await hit_all_async(
+            [
+                (f"ws-connect:key:{key}", settings.CHAT_RATE_CONNECTS_PER_KEY),
+                (f"ws-connect:ip:{self.client_ip}", settings.CHAT_RATE_CONNECTS_PER_CLIENT),
+            ]
+        )
+        if not allowed:
+            await self.send_error("rate_limited", "Too many connections; try again in a minute.")
+            await self.close(code=CLOSE_RATE_LIMITED)
+            return
+        try:
+            self.session = await db_async(authorize)(
+                key=key,
+                origin=_header(self.scope, b"origin"),
+                token=params.get("token") or None,
+                conversation_id=params.get("conversation") or None,
+                lang=params.get("lang", ""),
+            )
+        except Refused as exc:
+            logger.info("chat connection refused: %s", exc)
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        metrics.ws_connected()
+        self.counted = True
+        conversation = self.session.conversation
+        messages: list[dict[str, Any]] = []
+        if conversation is not None:
+            await self.join(conversation)
+            since = _int_or_none(params.get("since"))
+            messages = await db_async(self.replay)(conversation, since)
+        await self.send_json(
+            {
+                "type": "ready",
+                "conversation_id": str(conversation.public_id) if conversation else None,
+                "status": conversation.status if conversation else "open",
+                "messages": messages,
+            }
+        )
+
+    @staticmethod
+    def replay(conversation: Conversation, since: int | None) -> list[dict[str, Any]]:
+        found = selectors.messages_after(conversation=conversation, since=since)
+        return [selectors.message_wire(m) for m in found]
+
+    async def join(self, conversation: Conversation) -> None:
+        self.group = realtime.conversation_group(conversation.tenant_id, conversation.pk)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.ws_disconnected()
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        # An answer that is streaming is finished and stored even though this customer left:
+        # they see it when they reconnect.
+        if self.answer_tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait(
+                    self.answer_tasks, timeout=settings.ASSISTANT_ANSWER_TIMEOUT + 15
+                )
+
+    # --- Frames from the group --------------------------------------------------------------
+
+    async def realtime_event(self, event: dict[str, Any]) -> None:
+        payload = event.get("payload") or {}
+        if payload.get("type") == "typing" and payload.get("role") == "customer":
+            return  # the customer's own typing is for the agents
+        await self.send_json(payload)
+
+    # --- Frames from the customer ---------------------------------------------------------------
+
+    async def send_error(self, code: str, message: str, **extra: Any) -> None:
+        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return
+        if not self.frame_allowed():
+            await self.send_error("rate_limited", "Too many frames; slow down.")
+            return
+        if text_data is None:
+            await self.send_error("invalid", "Frames must be JSON text.")
+            return
+        if len(text_data) > MAX_FRAME_BYTES:
+            await self.send_error("invalid", "The frame is too large.")
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.send_error("invalid", "The frame is not valid JSON.")
+            return
+        if not isinstance(content, dict):
+            await self.send_error("invalid", "A frame must be a JSON object.")
+            return
+        await self.receive_json(content)
+
+    def frame_allowed(self) -> bool:
+        """Per-connection flood guard (pings, typing, junk); message limits are per key/client."""
+        started, count = self.frames_window
+        now = time.monotonic()
+        if now - started > 60:
+            started, count = now, 0
+        self.frames_window = (started, count + 1)
+        return count < settings.CHAT_RATE_FRAMES_PER_CONNECTION
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        kind = content.get("type")
+        if kind not in CLIENT_TYPES:
+            await self.send_error("invalid", f"Unknown frame type {str(kind)[:40]!r}.")
+            return
+        await getattr(self, f"on_{kind}")(content)
+
+    async def on_ping(self, content: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_typing(self, content: dict[str, Any]) -> None:
+        active = content.get("active")
+        if not isinstance(active, bool):
+            await self.send_error("invalid", "typing needs active: true or false.")
+            return
+        conversation = self.session.conversation
+        if conversation is not None:
+            await realtime.chat_typing_send_async(
+                tenant_id=conversation.tenant_id,
+                conversation_id=conversation.pk,
+                role="customer",
+                active=active,
+            )
+
+    async def on_message(self, content: dict[str, Any]) -> None:
+        client_id, text = content.get("client_id"), content.get("text")
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+            await self.send_error("invalid", "client_id must be a string of 1 to 64 characters.")
+            return
+        if not isinstance(text, str) or not text.strip():
+            await self.send_error("invalid", "text is required.", client_id=client_id)
+            return
+        if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+            await self.send_error(
+                "invalid",
+                f"The message is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters.",
+                client_id=client_id,
+            )
+            return
+        allowed = await hit_all_async(
+            [
+                (
+                    f"ws-message:key:{self.session.widget_key.key}",
+                    settings.CHAT_RATE_MESSAGES_PER_KEY,
+                ),
+                (f"ws-message:ip:{self.client_ip}", settings.CHAT_RATE_MESSAGES_PER_CLIENT),
+            ]
+        )
+        if not allowed:
+            await self.send_error(
+                "rate_limited", "You are sending messages too fast.", client_id=client_id
+            )
+            return
+        conversation = await self.ensure_conversation()
+        message, created, needs_answer = await db_async(customer_message_post)(
+            conversation, text.strip(), client_id
+        )
+        if not created:
+            # A re-send (lost echo, reconnect): confirm the stored message only to this socket.
+            await self.send_json(
+                {
+                    "type": "message",
+                    "message": selectors.message_wire(message),
+                    "conversation_id": str(conversation.public_id),
+                }
+            )
+        if needs_answer:
+            self.start_answer(message)
+
+    async def ensure_conversation(self) -> Conversation:
+        session = self.session
+        if session.conversation is None:
+            session.conversation = await db_async(conversation_start_for)(session)
+            await self.join(session.conversation)
+            await self.send_json(
+                {
+                    "type": "status",
+                    "status": session.conversation.status,
+                    "conversation_id": str(session.conversation.public_id),
+                }
+            )
+        return session.conversation
+
+    def start_answer(self, message: Any) -> None:
+        task = asyncio.create_task(self.answer(message))
+        self.answer_tasks.add(task)
+        task.add_done_callback(self.answer_tasks.discard)
+
+    async def answer(self, message: Any) -> None:
+        from apps.assistant.services import answer_message
+
+        # One answer at a time per connection, in the order the customer wrote.
+        async with self.answer_lock:
+            try:
+                await answer_message(
+                    conversation=self.session.conversation,
+                    message=message,
+                    access_groups=self.session.access_groups,
+                    language=self.session.language,
+                )
+            except Exception:
+                logger.exception("answering message %s failed", message.pk)
+                await self.send_error(
+                    "answer_failed",
+                    "Sorry, something went wrong while answering. Please try again, or use "
+                    "“Talk to a person”.",
+                )
+
+    async def on_handoff(self, content: dict[str, Any]) -> None:
+        conversation = await self.ensure_conversation()
+        changed = await db_async(self.request_handoff)(conversation)
+        if not changed:
+            # Already with a person (or waiting): tell this socket where things stand.
+            await db_async(conversation.refresh_from_db)(fields=["status"])
+            await self.send_json(
+                {
+                    "type": "status",
+                    "status": conversation.status,
+                    "conversation_id": str(conversation.public_id),
+                }
+            )
+
+    @staticmethod
+    def request_handoff(conversation: Conversation) -> bool:
+        from apps.assistant.prompts import CUSTOMER_REQUEST_TEXT
+
+        changed = services.handoff_request(
+            conversation=conversation, reason=HandoffReason.CUSTOMER_REQUEST
+        )
+        if changed:
+            services.message_post_system(conversation=conversation, content=CUSTOMER_REQUEST_TEXT)
+        return changed
+
+    async def on_feedback(self, content: dict[str, Any]) -> None:
+        message_id, rating = content.get("message_id"), content.get("rating")
+        if not isinstance(message_id, int) or isinstance(message_id, bool) or message_id < 1:
+            await self.send_error("invalid", "feedback needs a message_id.")
+            return
+        if rating not in {"up", "down"}:
+            await self.send_error("invalid", "rating must be up or down.")
+            return
+        conversation = self.session.conversation
+        if conversation is None or not await db_async(self.record_thumbs)(
+            conversation, message_id, rating
+        ):
+            await self.send_error("invalid", "No such answer in this conversation.")
+            return
+        await self.send_json({"type": "feedback_ack", "message_id": message_id})
+
+    @staticmethod
+    def record_thumbs(conversation: Conversation, message_id: int, rating: str) -> bool:
+        message = selectors.message_get(conversation=conversation, message_id=message_id)
+        if message is None or message.role not in {MessageRole.ASSISTANT, MessageRole.AGENT}:
+            return False
+        services.feedback_record(
+            conversation=conversation, kind=FeedbackKind.THUMBS, rating=rating, message=message
+        )
+        return True
+
+    async def on_csat(self, content: dict[str, Any]) -> None:
+        score, comment = content.get("score"), content.get("comment", "")
+        if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= 5:
+            await self.send_error("invalid", "score must be a whole number from 1 to 5.")
+            return
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            await self.send_error("invalid", f"comment must be text of at most {MAX_COMMENT}.")
+            return
+        conversation = self.session.conversation
+        if conversation is None:
+            await self.send_error("invalid", "There is no conversation to rate yet.")
+            return
+        await db_async(services.feedback_record)(
+            conversation=conversation, kind=FeedbackKind.CSAT, rating=score, comment=comment
+        )
+        await self.send_json({"type": "feedback_ack", "message_id": None})

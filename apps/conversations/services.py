@@ -1,0 +1,438 @@
+"""Writes for contacts, conversations, messages and feedback.
+
+Every change that other people should see live is pushed through `apps.core.realtime` once the
+transaction commits, and every domain event is recorded in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.conversations.models import (
+    Channel,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Feedback,
+    FeedbackKind,
+    HandoffReason,
+    Message,
+    MessageRole,
+    MessageStatus,
+)
+from apps.conversations.selectors import message_by_client_id, message_wire
+from apps.core import realtime
+from apps.core.errors import ApplicationError
+from apps.events.models import EventType
+from apps.events.services import event_record
+
+MAX_CLIENT_ID_LENGTH = 64
+
+
+def _after_commit(callback: Any) -> None:
+    transaction.on_commit(callback)
+
+
+def _message_event_payload(message: Message) -> dict[str, Any]:
+    return {
+        "conversation_id": str(message.conversation.public_id),
+        "message_id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "citations": message.citations,
+        "decision": message.decision,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+def _push_message(message: Message) -> None:
+    conversation = message.conversation
+    wire = message_wire(message)
+    _after_commit(
+        lambda: realtime.chat_message_send(
+            tenant_id=conversation.tenant_id,
+            conversation_id=conversation.pk,
+            message=wire,
+            conversation_public_id=str(conversation.public_id),
+        )
+    )
+
+
+# --- Contacts and conversations ---------------------------------------------------------------
+
+
+def contact_get_or_create(
+    *,
+    tenant: Any,
+    external_id: str,
+    email: str = "",
+    name: str = "",
+    attributes: dict | None = None,
+) -> Contact:
+    """The tenant's contact with this external id, created (or its details updated) as needed."""
+    external_id = (external_id or "").strip()[:255]
+    if not external_id:
+        raise ApplicationError("A contact needs an external id.", code="invalid")
+    defaults = {k: v for k, v in {"email": email, "name": name}.items() if v}
+    try:
+        with transaction.atomic():
+            contact, created = Contact.objects.get_or_create(
+                tenant=tenant, external_id=external_id, defaults={**defaults}
+            )
+    except IntegrityError:
+        # Two connections of the same customer raced; the other one created the row.
+        contact, created = Contact.objects.get(tenant=tenant, external_id=external_id), False
+    changed = []
+    for field, value in defaults.items():
+        if getattr(contact, field) != value:
+            setattr(contact, field, value)
+            changed.append(field)
+    if attributes:
+        contact.attributes = {**contact.attributes, **attributes}
+        changed.append("attributes")
+    if changed and not created:
+        contact.save(update_fields=[*changed, "updated_at"])
+    return contact
+
+
+def contact_from_claims(*, tenant: Any, claims: dict[str, Any]) -> Contact:
+    """The contact an end-user token names (its `sub`, plus optional email and name claims)."""
+    email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+    name = claims.get("name") if isinstance(claims.get("name"), str) else ""
+    return contact_get_or_create(
+        tenant=tenant, external_id=claims["sub"], email=email[:254], name=name[:200]
+    )
+
+
+@transaction.atomic
+def conversation_start(
+    *,
+    tenant: Any,
+    widget_key: Any = None,
+    contact: Contact | None = None,
+    channel: str = Channel.WIDGET,
+    language: str = "",
+    access_groups: Iterable[str] = (),
+) -> Conversation:
+    conversation = Conversation.objects.create(
+        tenant=tenant,
+        widget_key=widget_key,
+        contact=contact,
+        channel=Channel(channel),
+        language=(language or "")[:16],
+        access_groups=sorted({str(g) for g in access_groups}),
+    )
+    event_record(
+        tenant=tenant,
+        type=EventType.CONVERSATION_CREATED,
+        payload={
+            "conversation_id": str(conversation.public_id),
+            "channel": conversation.channel,
+            "contact_id": str(contact.public_id) if contact else None,
+            "contact_external_id": contact.external_id if contact else None,
+            "language": conversation.language,
+        },
+    )
+    return conversation
+
+
+def _touch(conversation: Conversation, when: Any) -> None:
+    Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
+        last_message_at=when
+    )
+    conversation.last_message_at = when
+
+
+# --- Messages -------------------------------------------------------------------------------------
+
+
+def message_post_customer(
+    *, conversation: Conversation, text: str, client_id: str | None = None
+) -> tuple[Message, bool]:
+    """Store the customer's message (once per client_id) and push it to the conversation.
+
+    Returns the message and whether it was created; a repeated client_id returns the stored one.
+    A customer writing into a resolved conversation reopens it.
+    """
+    if client_id is not None and (not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH):
+        raise ApplicationError("client_id must be 1 to 64 characters.", code="invalid")
+    if client_id:
+        existing = message_by_client_id(conversation=conversation, client_id=client_id)
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                tenant_id=conversation.tenant_id,
+                conversation=conversation,
+                role=MessageRole.CUSTOMER,
+                content=text,
+                client_id=client_id or None,
+            )
+            _touch(conversation, message.created_at)
+            if conversation.status == ConversationStatus.RESOLVED:
+                _set_status(conversation, ConversationStatus.OPEN, resolved_at=None)
+                tenant_id, pk, public_id = (
+                    conversation.tenant_id,
+                    conversation.pk,
+                    conversation.public_id,
+                )
+                _after_commit(
+                    lambda: realtime.chat_status_send(
+                        tenant_id=tenant_id,
+                        conversation_id=pk,
+                        status=ConversationStatus.OPEN,
+                        conversation_public_id=str(public_id),
+                    )
+                )
+            event_record(
+                tenant=conversation.tenant,
+                type=EventType.MESSAGE_CREATED,
+                payload=_message_event_payload(message),
+            )
+            _push_message(message)
+    except IntegrityError:
+        existing = message_by_client_id(conversation=conversation, client_id=client_id or "")
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+@transaction.atomic
+def message_post_system(*, conversation: Conversation, content: str) -> Message:
+    """A notice from SupportAI itself (handoff offers, failures); not a domain event."""
+    message = Message.objects.create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        role=MessageRole.SYSTEM,
+        content=content,
+    )
+    _push_message(message)
+    return message
+
+
+@transaction.atomic
+def message_post_agent(*, conversation: Conversation, agent: Any, content: str) -> Message:
+    """An agent's reply. The agent takes the conversation if nobody has it yet."""
+    content = (content or "").strip()
+    if not content:
+        raise ApplicationError("The reply is empty.", code="invalid")
+    if conversation.status != ConversationStatus.WITH_AGENT:
+        conversation_assign(conversation=conversation, agent=agent)
+    message = Message.objects.create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        role=MessageRole.AGENT,
+        content=content,
+        author=agent,
+    )
+    _touch(conversation, message.created_at)
+    event_record(
+        tenant=conversation.tenant,
+        type=EventType.MESSAGE_CREATED,
+        payload=_message_event_payload(message),
+    )
+    _push_message(message)
+    return message
+
+
+def assistant_message_start(*, conversation: Conversation, model: str = "") -> Message:
+    """The row an answer streams into; its id is what `token` frames refer to."""
+    return Message.objects.create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        role=MessageRole.ASSISTANT,
+        status=MessageStatus.STREAMING,
+        model=model,
+    )
+
+
+def assistant_message_save_partial(*, message: Message, content: str) -> None:
+    """Keep what has streamed so far, so a crash of this process loses at most a moment."""
+    Message.objects.for_tenant(message.tenant_id).filter(
+        pk=message.pk, status=MessageStatus.STREAMING
+    ).update(content=content)
+
+
+ANSWER_FIELDS = (
+    "content",
+    "status",
+    "citations",
+    "decision",
+    "model",
+    "prompt_version",
+    "retrieval_ms",
+    "first_token_ms",
+    "total_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens_estimated",
+    "retrieval",
+)
+
+
+@transaction.atomic
+def assistant_message_finish(*, message: Message, **fields: Any) -> Message:
+    """Store the final answer (complete, or failed with what had streamed) and its metrics."""
+    unknown = set(fields) - set(ANSWER_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown answer fields: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(message, name, value)
+    message.save(update_fields=[*fields, "updated_at"])
+    _touch(message.conversation, timezone.now())
+    event_record(
+        tenant=message.conversation.tenant,
+        type=EventType.MESSAGE_CREATED,
+        payload=_message_event_payload(message),
+    )
+    return message
+
+
+# --- Handoff and resolution -----------------------------------------------------------------------
+
+
+def _set_status(conversation: Conversation, status: str, **extra: Any) -> None:
+    conversation.status = status
+    for name, value in extra.items():
+        setattr(conversation, name, value)
+    conversation.save(update_fields=["status", *extra, "updated_at"])
+
+
+@transaction.atomic
+def handoff_request(*, conversation: Conversation, reason: str) -> bool:
+    """Put the conversation in the queue for a person. False if a person already has it."""
+    reason = HandoffReason(reason)
+    conversation = Conversation.objects.select_for_update().get(
+        tenant_id=conversation.tenant_id, pk=conversation.pk
+    )
+    if conversation.status in {ConversationStatus.WAITING_FOR_HUMAN, ConversationStatus.WITH_AGENT}:
+        return False
+    _set_status(
+        conversation,
+        ConversationStatus.WAITING_FOR_HUMAN,
+        handoff_reason=reason,
+        resolved_at=None,
+    )
+    event_record(
+        tenant=conversation.tenant,
+        type=EventType.HANDOFF_REQUESTED,
+        payload={"conversation_id": str(conversation.public_id), "reason": reason.value},
+    )
+    tenant_id, pk, public_id = conversation.tenant_id, conversation.pk, conversation.public_id
+    _after_commit(
+        lambda: realtime.chat_handoff_send(
+            tenant_id=tenant_id, conversation_id=pk, reason=reason.value
+        )
+    )
+    _after_commit(
+        lambda: realtime.chat_queue_notify(
+            tenant_id=tenant_id, conversation_public_id=str(public_id), reason=reason.value
+        )
+    )
+    return True
+
+
+@transaction.atomic
+def conversation_assign(*, conversation: Conversation, agent: Any) -> Conversation:
+    """An agent takes the conversation over; the assistant stays silent from now on."""
+    conversation = Conversation.objects.select_for_update().get(
+        tenant_id=conversation.tenant_id, pk=conversation.pk
+    )
+    _set_status(conversation, ConversationStatus.WITH_AGENT, assigned_agent=agent)
+    name = getattr(agent, "display_name", "") or agent.get_username()
+    tenant_id, pk = conversation.tenant_id, conversation.pk
+    _after_commit(
+        lambda: realtime.chat_agent_joined_send(
+            tenant_id=tenant_id, conversation_id=pk, agent_name=name
+        )
+    )
+    return conversation
+
+
+@transaction.atomic
+def conversation_resolve(*, conversation: Conversation, by: Any = None) -> Conversation:
+    conversation = Conversation.objects.select_for_update().get(
+        tenant_id=conversation.tenant_id, pk=conversation.pk
+    )
+    if conversation.status == ConversationStatus.RESOLVED:
+        return conversation
+    _set_status(conversation, ConversationStatus.RESOLVED, resolved_at=timezone.now())
+    event_record(
+        tenant=conversation.tenant,
+        type=EventType.CONVERSATION_RESOLVED,
+        payload={
+            "conversation_id": str(conversation.public_id),
+            "resolved_by": getattr(by, "pk", None),
+        },
+    )
+    tenant_id, pk, public_id = conversation.tenant_id, conversation.pk, conversation.public_id
+
+    def push() -> None:
+        realtime.chat_status_send(
+            tenant_id=tenant_id,
+            conversation_id=pk,
+            status=ConversationStatus.RESOLVED,
+            conversation_public_id=str(public_id),
+        )
+        realtime.chat_csat_request_send(tenant_id=tenant_id, conversation_id=pk)
+
+    _after_commit(push)
+    return conversation
+
+
+# --- Feedback -------------------------------------------------------------------------------------
+
+THUMBS_RATINGS = frozenset({"up", "down"})
+
+
+@transaction.atomic
+def feedback_record(
+    *,
+    conversation: Conversation,
+    kind: str,
+    rating: str | int,
+    message: Message | None = None,
+    comment: str = "",
+) -> Feedback:
+    """Thumbs on an answer or a CSAT score; a second vote replaces the first."""
+    kind = FeedbackKind(kind)
+    rating = str(rating)
+    if kind == FeedbackKind.THUMBS:
+        if message is None or message.conversation_id != conversation.pk:
+            raise ApplicationError("Thumbs need a message of this conversation.", code="invalid")
+        if rating not in THUMBS_RATINGS:
+            raise ApplicationError("rating must be up or down.", code="invalid")
+        lookup = {"message": message, "kind": kind}
+    else:
+        if rating not in {"1", "2", "3", "4", "5"}:
+            raise ApplicationError("score must be a whole number from 1 to 5.", code="invalid")
+        lookup = {"conversation": conversation, "kind": kind}
+    feedback, _ = Feedback.objects.update_or_create(
+        tenant_id=conversation.tenant_id,
+        **lookup,
+        defaults={
+            "conversation": conversation,
+            "message": message,
+            "rating": rating,
+            "comment": (comment or "")[:2000],
+        },
+    )
+    event_record(
+        tenant=conversation.tenant,
+        type=EventType.FEEDBACK_RECEIVED,
+        payload={
+            "conversation_id": str(conversation.public_id),
+            "message_id": message.pk if message else None,
+            "kind": kind.value,
+            "rating": rating,
+            "comment": feedback.comment,
+        },
+    )
+    return feedback

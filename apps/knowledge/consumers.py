@@ -1,0 +1,74 @@
+"""Live sync and reindex progress for the admin: `/ws/admin/knowledge/?tenant=<slug>`.
+
+Staff members of a tenant join that tenant's group and receive its `source.progress` and
+`reindex.progress` events (other events of the tenant group, such as chat notifications, are
+not forwarded here). Superusers may omit `tenant` and also receive installation-wide reindex
+progress. Everything that sends goes through `apps.core.realtime`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.core import permissions, realtime
+from apps.tenants.models import Role
+
+FORWARDED_TYPES = frozenset({"source.progress", "reindex.progress"})
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+@database_sync_to_async
+def _groups_for(user: Any, slug: str | None) -> list[str] | None:
+    """Groups the user may join, or None when they may not watch what they asked for."""
+    if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:
+        return None
+    tenants = permissions.tenants_for_user(user=user, min_role=Role.AGENT)
+    if slug:
+        tenant = tenants.filter(slug=slug).first()
+        if tenant is None:
+            return None
+        groups = [realtime.tenant_group(tenant.pk)]
+    elif user.is_superuser:
+        groups = []
+    else:
+        groups = [realtime.tenant_group(t.pk) for t in tenants]
+        if not groups:
+            return None
+    if user.is_superuser:
+        groups.append(realtime.knowledge_admin_group())
+    return groups
+
+
+class KnowledgeAdminConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if not getattr(user, "is_authenticated", False):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        query = parse_qs((self.scope.get("query_string") or b"").decode())
+        slug = (query.get("tenant") or [None])[0]
+        groups = await _groups_for(user, slug)
+        if groups is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.groups_joined = groups
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The admin only listens; nothing it sends is acted on."""
+
+    async def realtime_event(self, event: dict[str, Any]) -> None:
+        payload = event.get("payload") or {}
+        if payload.get("type") in FORWARDED_TYPES:
+            await self.send_json(payload)

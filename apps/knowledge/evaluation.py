@@ -1,0 +1,226 @@
+"""Retrieval metrics and the evaluation run behind `manage.py evaluate_retrieval`.
+
+Relevance is binary: a retrieved corpus id is relevant when it is one of the question's gold
+ids. Ranked lists are de-duplicated first (several chunks of one corpus entry count once, at
+the best rank), so a metric@k looks at the k best distinct entries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+K_VALUES = (1, 5, 10)
+
+
+def dedupe(ranked: Iterable[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for item in ranked:
+        if item not in seen:
+            seen.add(item)
+            out.append(item)
+    return out
+
+
+def hit_at_k(ranked: Sequence[str], gold: set[str], k: int) -> float:
+    """1 if any gold id is among the first k, else 0."""
+    return 1.0 if any(item in gold for item in ranked[:k]) else 0.0
+
+
+def reciprocal_rank_at_k(ranked: Sequence[str], gold: set[str], k: int) -> float:
+    """1/rank of the first gold id within the first k, else 0."""
+    for i, item in enumerate(ranked[:k], start=1):
+        if item in gold:
+            return 1.0 / i
+    return 0.0
+
+
+def ndcg_at_k(ranked: Sequence[str], gold: set[str], k: int) -> float:
+    """Binary-relevance nDCG@k: DCG = sum 1/log2(rank+1) over gold ids in the first k,
+    normalised by the DCG of an ideal list (all gold ids first)."""
+    if not gold:
+        return 0.0
+    dcg = sum(1.0 / math.log2(i + 1) for i, item in enumerate(ranked[:k], start=1) if item in gold)
+    ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(gold), k) + 1))
+    return dcg / ideal
+
+
+def score_run(run: dict[str, Sequence[str]], qrels: dict[str, set[str]]) -> dict[str, float]:
+    """Mean hit@1/5/10, MRR@10 and nDCG@10 over the questions of `qrels`."""
+    totals = {f"hit@{k}": 0.0 for k in K_VALUES} | {"mrr@10": 0.0, "ndcg@10": 0.0}
+    for qid, gold in qrels.items():
+        ranked = dedupe(run.get(qid, []))
+        for k in K_VALUES:
+            totals[f"hit@{k}"] += hit_at_k(ranked, gold, k)
+        totals["mrr@10"] += reciprocal_rank_at_k(ranked, gold, 10)
+        totals["ndcg@10"] += ndcg_at_k(ranked, gold, 10)
+    n = max(len(qrels), 1)
+    return {name: value / n for name, value in totals.items()}
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class CorpusEntry:
+    id: str
+    title: str
+    text: str
+    url: str | None = None
+
+
+@dataclass
+class Question:
+    id: str
+    question: str
+    gold_ids: set[str] = field(default_factory=set)
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def load_corpus(path: str | Path) -> list[CorpusEntry]:
+    return [
+        CorpusEntry(id=str(r["id"]), title=r.get("title") or "", text=r["text"], url=r.get("url"))
+        for r in read_jsonl(path)
+    ]
+
+
+def load_questions(path: str | Path, limit: int | None = None) -> list[Question]:
+    rows = read_jsonl(path)
+    if limit:
+        rows = rows[:limit]
+    return [
+        Question(id=str(r["id"]), question=r["question"], gold_ids={str(g) for g in r["gold_ids"]})
+        for r in rows
+    ]
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, dict[str, float]]
+    questions: int
+    corpus: int
+    chunks: int
+    ingest_seconds: float
+    search_seconds: dict[str, float]
+    config: dict[str, Any]
+    runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def as_dict(self, *, with_runs: bool = True) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        if not with_runs:
+            data.pop("runs")
+        return data
+
+    def table(self) -> str:
+        names = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10"]
+        lines = [
+            "| mode | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for mode, values in self.metrics.items():
+            lines.append(f"| {mode} | " + " | ".join(f"{values[n]:.3f}" for n in names) + " |")
+        return "\n".join(lines)
+
+
+def evaluate(
+    *,
+    corpus: list[CorpusEntry],
+    questions: list[Question],
+    modes: Sequence[str] = ("hybrid", "dense", "sparse"),
+    depth: int = 10,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> EvaluationResult:
+    """Ingest `corpus` into a throw-away tenant through the real pipeline, run every question
+    in every mode, score, and delete the tenant and its points again."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from apps.knowledge import runtime
+    from apps.knowledge.models import Document, Source
+    from apps.knowledge.pipeline import DocumentInput, Indexer, active_index
+    from apps.knowledge.selectors import chunk_search
+    from apps.knowledge.services import source_delete
+    from apps.tenants.services import tenant_create
+
+    tenant = tenant_create(name="Retrieval evaluation", slug=f"eval-{uuid.uuid4().hex[:12]}")
+    source = None
+    try:
+        source = Source.objects.create(
+            tenant=tenant, kind=Source.Kind.TEXT, name="Evaluation corpus", text="(evaluation)"
+        )
+        started = time.perf_counter()
+        indexer = Indexer(source=source, index=active_index())
+        for entry in corpus:
+            indexer.add(
+                DocumentInput(
+                    key=entry.id,
+                    filename=f"{entry.id}.md",
+                    data=entry.text.encode("utf-8"),
+                    title=entry.title,
+                    url=entry.url or "",
+                )
+            )
+        stats = indexer.finish()
+        ingest_seconds = time.perf_counter() - started
+        chunks = stats.chunks_embedded
+        log(f"ingested {len(corpus)} entries ({chunks} chunks) in {ingest_seconds:.1f} s")
+        key_of = dict(
+            Document.objects.for_tenant(tenant).filter(source=source).values_list("pk", "key")
+        )
+        qrels = {q.id: q.gold_ids for q in questions}
+        metrics: dict[str, dict[str, float]] = {}
+        timings: dict[str, float] = {}
+        runs: dict[str, dict[str, list[str]]] = {}
+        for mode in modes:
+            # "hybrid-rrf" / "hybrid-convex": hybrid with that fusion instead of the configured.
+            search_mode, _, fusion = mode.partition("-")
+            overrides = {"KNOWLEDGE_HYBRID_FUSION": fusion} if fusion else {}
+            run: dict[str, list[str]] = {}
+            t0 = time.perf_counter()
+            with override_settings(**overrides):
+                for q in questions:
+                    # Twice the depth: several chunks of one entry collapse into one id.
+                    results = chunk_search(
+                        tenant=tenant, query=q.question, limit=depth * 2, mode=search_mode
+                    )
+                    run[q.id] = dedupe(key_of[r.document_id] for r in results)[:depth]
+            timings[mode] = (time.perf_counter() - t0) / max(len(questions), 1)
+            metrics[mode] = score_run(run, qrels)
+            runs[mode] = run
+            log(f"{mode}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics[mode].items()))
+        return EvaluationResult(
+            metrics=metrics,
+            questions=len(questions),
+            corpus=len(corpus),
+            chunks=stats.chunks_embedded,
+            ingest_seconds=round(ingest_seconds, 2),
+            search_seconds={m: round(s, 4) for m, s in timings.items()},
+            runs=runs,
+            config={
+                **runtime.chunking_config(active_index().chunking),
+                "embedding_model": runtime.get_embedder().model_name,
+                "prefetch": settings.KNOWLEDGE_SEARCH_PREFETCH,
+                "fusion": settings.KNOWLEDGE_HYBRID_FUSION,
+                "dense_weight": settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT,
+                "rrf_k": settings.KNOWLEDGE_RRF_K,
+                "store": settings.QDRANT_URL or f"{settings.QDRANT_LOCAL_ENGINE} (embedded)",
+            },
+        )
+    finally:
+        if source is not None:
+            source_delete(tenant=tenant, source=source)
+        tenant.delete()

@@ -1,0 +1,272 @@
+"""Reads for knowledge: retrieval for the assistant, listings for the admin and the API."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from apps.core.errors import TenantScopeError
+from apps.knowledge import runtime
+from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
+from apps.knowledge.vectorstore.base import (
+    SEARCH_MODES,
+    CollectionNotFoundError,
+    SearchHit,
+    SearchScope,
+    VectorStore,
+)
+
+logger = logging.getLogger(__name__)
+
+# Extra candidates asked of the store, so points without a row (a sync that died between its
+# two writes) can be dropped without returning fewer results than asked for.
+OVERFETCH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedChunk:
+    """One retrieved chunk, best first. Ids are database primary keys of the knowledge rows.
+
+    `found_by` is "dense", "sparse" or "both" (which retrievers returned it); `rank` starts at 1.
+    """
+
+    chunk_id: int
+    document_id: int
+    source_id: int
+    title: str
+    url: str
+    heading_path: list[str]
+    text: str
+    score: float
+    found_by: str
+    rank: int
+
+
+def serving_index(store: VectorStore | None = None) -> KnowledgeIndex | None:
+    """The index the alias serves (the ready one if the alias is missing), or None."""
+    store = store or runtime.get_store()
+    target = store.get_alias_target(settings.QDRANT_COLLECTION)
+    index = None
+    if target:
+        index = KnowledgeIndex.objects.filter(collection=target).first()
+    if index is None:
+        index = KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.READY).first()
+    return index
+
+
+def search_scope(*, tenant: Any, access_groups: Iterable[str] | None) -> SearchScope:
+    """`access_groups=None` is an anonymous customer: public documents only."""
+    if tenant is None:
+        raise TenantScopeError("chunk_search needs a tenant")
+    groups = frozenset(str(g) for g in access_groups) if access_groups is not None else frozenset()
+    return SearchScope(tenant_id=str(tenant.public_id), access_groups=groups)
+
+
+def raw_search(
+    *,
+    scope: SearchScope,
+    query: str,
+    mode: str,
+    limit: int,
+    store: VectorStore | None = None,
+    index: KnowledgeIndex | None = None,
+) -> list[SearchHit]:
+    """Points for `query` from the serving collection, scoped. Used by chunk_search and tools.
+
+    Hybrid runs the dense and the sparse retriever (each `KNOWLEDGE_SEARCH_PREFETCH` deep,
+    both through the store's scope filter) and fuses them here, so the fusion can be tuned
+    (docs/retrieval.md): "convex" = weighted sum of min-max normalised scores, "rrf" =
+    weighted reciprocal-rank fusion.
+    """
+    store = store or runtime.get_store()
+    index = index or serving_index(store)
+    if index is None:
+        return []
+    dense = sparse = None
+    if mode in ("hybrid", "dense"):
+        dense = runtime.get_embedder(index.embedding_model_path or None).embed_query(query)
+    if mode in ("hybrid", "sparse"):
+        sparse = runtime.sparse_encoder_for(index.chunking).encode_query(query)
+    depth = max(settings.KNOWLEDGE_SEARCH_PREFETCH, limit)
+    try:
+        with runtime.store_session() as session:
+            if mode != "hybrid":
+                return session.search(
+                    index.collection,
+                    scope=scope,
+                    dense=dense,
+                    sparse=sparse,
+                    mode=mode,  # type: ignore[arg-type]
+                    limit=limit,
+                )
+            dense_hits = session.search(
+                index.collection, scope=scope, dense=dense, mode="dense", limit=depth
+            )
+            sparse_hits = (
+                session.search(
+                    index.collection, scope=scope, sparse=sparse, mode="sparse", limit=depth
+                )
+                if sparse
+                else []
+            )
+    except CollectionNotFoundError:
+        logger.warning("collection %s is missing; nothing to search", index.collection)
+        return []
+    return fuse(dense_hits, sparse_hits, limit=limit)
+
+
+def _minmax(hits: list[SearchHit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    high = max(h.score for h in hits)
+    low = min(h.score for h in hits)
+    span = high - low
+    return {h.id: (h.score - low) / span if span > 1e-9 else 1.0 for h in hits}
+
+
+def fuse(
+    dense_hits: list[SearchHit],
+    sparse_hits: list[SearchHit],
+    *,
+    limit: int,
+    method: str | None = None,
+    dense_weight: float | None = None,
+    rrf_k: int | None = None,
+) -> list[SearchHit]:
+    """Combine two ranked lists of the same collection; `found_by` says who found each."""
+    method = method or settings.KNOWLEDGE_HYBRID_FUSION
+    weight = settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT if dense_weight is None else dense_weight
+    k = rrf_k or settings.KNOWLEDGE_RRF_K
+    scores: dict[str, float] = {}
+    hits: dict[str, SearchHit] = {}
+    for name, ranked, w in (("dense", dense_hits, weight), ("sparse", sparse_hits, 1 - weight)):
+        if method == "convex":
+            contribution = _minmax(ranked)
+        else:
+            contribution = {h.id: 1.0 / (k + rank) for rank, h in enumerate(ranked, start=1)}
+        for hit in ranked:
+            if hit.id not in hits:
+                hits[hit.id] = SearchHit(id=hit.id, score=0.0, payload=hit.payload, found_by=set())
+            hits[hit.id].found_by.add(name)
+            scores[hit.id] = scores.get(hit.id, 0.0) + w * contribution[hit.id]
+    ordered = sorted(scores, key=lambda i: (-scores[i], i))[:limit]
+    for point_id in ordered:
+        hits[point_id].score = scores[point_id]
+    return [hits[point_id] for point_id in ordered]
+
+
+def chunk_search(
+    *,
+    tenant: Any,
+    query: str,
+    access_groups: Iterable[str] | None = None,
+    limit: int = 6,
+    mode: str = "hybrid",
+) -> list[RetrievedChunk]:
+    """The tenant's chunks that best answer `query`, best first.
+
+    Always filtered to `tenant` and to what `access_groups` may see (public documents plus
+    those shared with one of the groups; `None` means an anonymous customer: public only).
+    `mode` is "hybrid" (dense + sparse fused by reciprocal rank), "dense" or "sparse".
+    """
+    scope = search_scope(tenant=tenant, access_groups=access_groups)
+    if mode not in SEARCH_MODES:
+        raise ValueError(f"mode must be one of {', '.join(SEARCH_MODES)}")
+    query = (query or "").strip()
+    if not query or limit < 1:
+        return []
+    hits = raw_search(scope=scope, query=query, mode=mode, limit=limit + OVERFETCH)
+    return hits_to_chunks(tenant=tenant, hits=hits, limit=limit, mode=mode)
+
+
+def hits_to_chunks(
+    *, tenant: Any, hits: list[SearchHit], limit: int, mode: str
+) -> list[RetrievedChunk]:
+    """Map points to their rows (dropping points without one) and number them."""
+    if not hits:
+        return []
+    rows = {
+        str(row.point_id): row
+        for row in Chunk.objects.for_tenant(tenant)
+        .filter(point_id__in=[hit.id for hit in hits])
+        .select_related("document")
+    }
+    results: list[RetrievedChunk] = []
+    for hit in hits:
+        row = rows.get(hit.id)
+        if row is None:
+            continue
+        found = hit.found_by or {mode}
+        results.append(
+            RetrievedChunk(
+                chunk_id=row.pk,
+                document_id=row.document_id,
+                source_id=row.source_id,
+                title=row.document.title,
+                url=row.document.url,
+                heading_path=list(row.heading_path),
+                text=row.text,
+                score=float(hit.score),
+                found_by="both" if len(found) > 1 else next(iter(found)),
+                rank=len(results) + 1,
+            )
+        )
+        if len(results) >= limit:
+            break
+    return results
+
+
+# --------------------------------------------------------------------------- listings
+
+
+def source_list(*, tenant: Any) -> QuerySet[Source]:
+    return Source.objects.for_tenant(tenant).order_by("name")
+
+
+def source_get(*, tenant: Any, public_id: Any) -> Source:
+    return Source.objects.for_tenant(tenant).get(public_id=public_id)
+
+
+def document_list(*, tenant: Any, source: Source | None = None) -> QuerySet[Document]:
+    documents = Document.objects.for_tenant(tenant)
+    return documents.filter(source=source) if source is not None else documents
+
+
+def progress_snapshot(*, tenants: Iterable[Any], include_indexes: bool) -> dict[str, Any]:
+    """What the admin's progress bars show, for the JSON polling fallback."""
+    sources = [
+        {
+            "source": str(s.public_id),
+            "tenant": s.tenant_id,
+            "name": s.name,
+            "status": s.status,
+            "documents_done": s.progress_done,
+            "documents_total": s.progress_total,
+            "documents": s.document_count,
+            "chunks": s.chunk_count,
+            "error": s.error,
+        }
+        for s in Source.objects.for_tenants(list(tenants)).order_by("name")
+    ]
+    data: dict[str, Any] = {"sources": sources}
+    if include_indexes:
+        data["indexes"] = [
+            {
+                "index": str(i.public_id),
+                "collection": i.collection,
+                "status": i.status,
+                "percent": i.percent,
+                "documents_done": i.documents_done,
+                "documents_total": i.documents_total,
+                "chunks_done": i.chunks_done,
+                "chunks_total": i.chunks_total,
+                "error": i.error,
+            }
+            for i in KnowledgeIndex.objects.order_by("-created_at")[:10]
+        ]
+    return data

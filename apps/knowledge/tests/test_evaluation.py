@@ -1,0 +1,92 @@
+"""Retrieval metrics (hand-computed values) and the evaluate_retrieval command on a sample."""
+
+from __future__ import annotations
+
+import json
+import math
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from apps.knowledge.evaluation import (
+    dedupe,
+    hit_at_k,
+    ndcg_at_k,
+    reciprocal_rank_at_k,
+    score_run,
+)
+from apps.knowledge.testing import knowledge_store  # noqa: F401
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_hit_at_k():
+    ranked = ["a", "b", "c", "d"]
+    assert hit_at_k(ranked, {"c"}, 1) == 0.0
+    assert hit_at_k(ranked, {"c"}, 3) == 1.0
+    assert hit_at_k(ranked, {"z"}, 10) == 0.0
+
+
+def test_reciprocal_rank():
+    assert reciprocal_rank_at_k(["a", "b", "c"], {"b", "c"}, 10) == 0.5
+    assert reciprocal_rank_at_k(["a", "b", "c"], {"a"}, 10) == 1.0
+    assert reciprocal_rank_at_k(["a", "b", "c"], {"c"}, 2) == 0.0
+
+
+def test_ndcg_by_hand():
+    # Gold at ranks 2 and 3 of 3, two gold ids in all:
+    # DCG = 1/log2(3) + 1/log2(4) = 0.6309 + 0.5 ; IDCG = 1/log2(2) + 1/log2(3) = 1 + 0.6309
+    value = ndcg_at_k(["x", "a", "b"], {"a", "b"}, 10)
+    assert value == pytest.approx((1 / math.log2(3) + 0.5) / (1 + 1 / math.log2(3)))
+    assert value == pytest.approx(0.6934, abs=1e-4)
+    # More gold ids than k: the ideal list is capped at k.
+    assert ndcg_at_k(["a"], {"a", "b", "c"}, 1) == 1.0
+    assert ndcg_at_k([], {"a"}, 10) == 0.0
+
+
+def test_score_run_averages_and_dedupes():
+    run = {"q1": ["a", "a", "b"], "q2": ["x", "y", "z"]}
+    qrels = {"q1": {"b"}, "q2": {"z", "w"}}
+    metrics = score_run(run, qrels)
+    # q1 deduped to [a, b]: hit@1 0, hit@5 1, RR 1/2. q2: gold at rank 3: RR 1/3.
+    assert metrics["hit@1"] == 0.0
+    assert metrics["hit@5"] == 1.0
+    assert metrics["mrr@10"] == pytest.approx((1 / 2 + 1 / 3) / 2)
+    ndcg_q1 = (1 / math.log2(3)) / 1.0
+    ndcg_q2 = (1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert metrics["ndcg@10"] == pytest.approx((ndcg_q1 + ndcg_q2) / 2)
+    assert dedupe(["a", "b", "a"]) == ["a", "b"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("knowledge_store")
+def test_evaluate_retrieval_command_on_the_sample(tmp_path):
+    from apps.knowledge.models import Chunk, Source
+    from apps.tenants.models import Tenant
+
+    out = StringIO()
+    json_path = tmp_path / "result.json"
+    call_command(
+        "evaluate_retrieval",
+        corpus=str(FIXTURES / "stackfaq_sample_corpus.jsonl"),
+        questions=str(FIXTURES / "stackfaq_sample_questions.jsonl"),
+        json_path=str(json_path),
+        stdout=out,
+        stderr=StringIO(),
+    )
+    text = out.getvalue()
+    assert "| hybrid |" in text and "| dense |" in text and "| sparse |" in text
+    result = json.loads(json_path.read_text())
+    assert result["questions"] == 40 and result["corpus"] == 58
+    for mode in ("hybrid", "dense", "sparse"):
+        metrics = result["metrics"][mode]
+        assert 0.0 <= metrics["mrr@10"] <= metrics["hit@10"] <= 1.0
+    # Easy sample (10 topics): every mode that reads the text does well.
+    assert result["metrics"]["dense"]["hit@5"] >= 0.9
+    assert result["metrics"]["hybrid"]["hit@5"] >= 0.9
+    # The throw-away tenant is gone, with its rows.
+    assert not Tenant.objects.filter(slug__startswith="eval-").exists()
+    assert not Source.objects.unscoped().exists()
+    assert not Chunk.objects.unscoped().exists()

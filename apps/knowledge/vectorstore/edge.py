@@ -1,0 +1,522 @@
+"""Vector store on Qdrant Edge: Qdrant's engine in-process, one shard directory per collection.
+
+Layout under ``root``::
+
+    collections/<name>/shard/       the EdgeShard directory (segments, WAL, edge_config.json)
+    collections/<name>/meta.json    {"dense_dim": 384, ...}
+    locks/<name>.lock               flock: who may open the shard right now
+    locks/<name>.want               touched by processes waiting for the lock
+    aliases.json                    {"alias": "collection"}; replaced atomically (os.replace)
+    aliases.lock                    flock serialising alias read-modify-write
+
+Process model. A shard directory can be open in ONE ``EdgeShard`` at a time: a second
+``EdgeShard.load`` fails with "Can't init WAL: WouldBlock" (measured with qdrant-edge-py 0.9.0).
+So each collection is guarded by an exclusive ``flock`` lease. The holder keeps the shard open
+while it is being used and for ``linger_s`` afterwards (opening costs ~70 ms at 10k chunks,
+~100 ms at 50k), but gives it up as soon as another process touches the ``.want`` file. Two
+processes (web + worker) therefore take turns; a waiter blocks at most for the holder's
+current operation plus the open. Within a process, operations on one collection are serialised
+by a mutex (each search takes well under a millisecond at this scale).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from apps.knowledge.vectorstore.base import (
+    DENSE_VECTOR,
+    INDEXED_KEYWORD_FIELDS,
+    RRF_K,
+    SPARSE_VECTOR,
+    ChunkPoint,
+    CollectionNotFoundError,
+    FilterSpec,
+    SearchHit,
+    SearchMode,
+    SparseVector,
+    VectorStore,
+    VectorStoreError,
+    validate_name,
+)
+
+logger = logging.getLogger(__name__)
+
+_REAPER_INTERVAL_S = 0.05
+_WANT_REFRESH_S = 0.05
+
+
+class VectorStoreBusyError(VectorStoreError):
+    """Another process held the collection longer than ``lock_timeout_s``."""
+
+
+# --------------------------------------------------------------------------- leases
+
+
+class _ShardLease:
+    """Exclusive, cross-process right to have one shard directory open."""
+
+    def __init__(self, *, shard_dir: Path, lock_path: Path, want_path: Path) -> None:
+        self.shard_dir = shard_dir
+        self.lock_path = lock_path
+        self.want_path = want_path
+        self.mutex = threading.RLock()
+        self.shard: qe.EdgeShard | None = None
+        self._fd: int | None = None
+        self._acquired_ns = 0
+        self.last_used = 0.0
+        self.linger_s = 1.0
+        self.dirty = False
+
+    def open(self, *, timeout_s: float, create: qe.EdgeConfig | None = None) -> qe.EdgeShard:
+        """Return the open shard, taking the lock and loading it if needed (mutex held)."""
+        if self.shard is not None:
+            return self.shard
+        self._lock(timeout_s)
+        try:
+            if create is not None and not (self.shard_dir / "edge_config.json").exists():
+                self.shard_dir.mkdir(parents=True, exist_ok=True)
+                self.shard = qe.EdgeShard.create(str(self.shard_dir), create)
+            elif (self.shard_dir / "edge_config.json").exists():
+                self.shard = qe.EdgeShard.load(str(self.shard_dir))
+            else:
+                raise CollectionNotFoundError(f"collection directory {self.shard_dir} is missing")
+        except BaseException:
+            self._unlock()
+            raise
+        return self.shard
+
+    def release(self) -> None:
+        """Flush, close and unlock (mutex held)."""
+        if self.shard is not None:
+            try:
+                if self.dirty:
+                    self.shard.flush()
+                self.shard.close()
+            finally:
+                self.shard = None
+                self.dirty = False
+                self._unlock()
+
+    def someone_waits(self) -> bool:
+        try:
+            return self.want_path.stat().st_mtime_ns > self._acquired_ns
+        except FileNotFoundError:
+            return False
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the parent's handles without touching the files."""
+        self.mutex = threading.RLock()
+        if self.shard is not None:
+            # Never close/drop the inherited shard here: its WAL lock belongs to the parent.
+            _FORK_LEFTOVERS.append(self.shard)
+        self.shard = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # the parent keeps its own descriptor and its flock
+        self._fd = None
+
+    def _lock(self, timeout_s: float) -> None:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + timeout_s
+        next_want = 0.0
+        delay = 0.002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+            now = time.monotonic()
+            if now >= deadline:
+                os.close(fd)
+                raise VectorStoreBusyError(f"{self.shard_dir} is busy in another process")
+            if now >= next_want:
+                # Tell the holder we are waiting; it releases after its current operation.
+                self.want_path.touch()
+                next_want = now + _WANT_REFRESH_S
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        self._fd = fd
+        self._acquired_ns = time.time_ns()
+
+    def _unlock(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+# Leases are per process and keyed by shard directory, so several store objects pointing
+# at the same root share one open shard instead of locking each other out.
+_LEASES: dict[Path, _ShardLease] = {}
+_FORK_LEFTOVERS: list[qe.EdgeShard] = []
+_LEASES_LOCK = threading.Lock()
+_REAPER_STARTED = False
+
+
+def _lease_for(shard_dir: Path, lock_path: Path, want_path: Path) -> _ShardLease:
+    global _REAPER_STARTED
+    with _LEASES_LOCK:
+        lease = _LEASES.get(shard_dir)
+        if lease is None:
+            lease = _ShardLease(shard_dir=shard_dir, lock_path=lock_path, want_path=want_path)
+            _LEASES[shard_dir] = lease
+        if not _REAPER_STARTED:
+            threading.Thread(target=_reap_forever, name="edge-lease-reaper", daemon=True).start()
+            _REAPER_STARTED = True
+        return lease
+
+
+def _reap_forever() -> None:
+    """Close idle shards and hand shards over to waiting processes."""
+    while True:
+        time.sleep(_REAPER_INTERVAL_S)
+        with _LEASES_LOCK:
+            leases = list(_LEASES.values())
+        for lease in leases:
+            if lease.shard is None or not lease.mutex.acquire(blocking=False):
+                continue
+            try:
+                idle = time.monotonic() - lease.last_used
+                if lease.shard is not None and (idle >= lease.linger_s or lease.someone_waits()):
+                    lease.release()
+            except Exception:
+                logger.exception("failed to release edge shard %s", lease.shard_dir)
+            finally:
+                lease.mutex.release()
+
+
+def _after_fork_in_child() -> None:
+    global _REAPER_STARTED
+    for lease in _LEASES.values():
+        lease.forget_after_fork()
+    _LEASES.clear()
+    _REAPER_STARTED = False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# --------------------------------------------------------------------------- store
+
+
+class EdgeVectorStore(VectorStore):
+    """:class:`VectorStore` on local Qdrant Edge shards (see module docstring for limits)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        linger_s: float = 1.0,
+        lock_timeout_s: float = 30.0,
+        search_threads: int | None = 1,
+    ) -> None:
+        """``linger_s=math.inf`` keeps shards open until :meth:`close` (single-process use)."""
+        self.root = Path(path)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "collections").mkdir(exist_ok=True)
+        (self.root / "locks").mkdir(exist_ok=True)
+        self.linger_s = linger_s
+        self.lock_timeout_s = lock_timeout_s
+        # One search thread per shard: requests are already parallel across processes, and
+        # per-query segment parallelism only adds scheduling overhead at this size.
+        self.search_threads = search_threads
+        self._aliases_cache: tuple[int, dict[str, str]] = (-1, {})
+        self._leases: dict[str, _ShardLease] = {}
+
+    # ------------------------------------------------------------------ paths
+
+    def _collection_dir(self, name: str) -> Path:
+        return self.root / "collections" / validate_name(name)
+
+    def _lease(self, name: str) -> _ShardLease:
+        lease = self._leases.get(name)
+        if lease is None:  # resolve() costs syscalls: do it once per collection, not per search
+            base = self._collection_dir(name)
+            lease = _lease_for(
+                (base / "shard").resolve(),
+                (self.root / "locks" / f"{name}.lock").resolve(),
+                (self.root / "locks" / f"{name}.want").resolve(),
+            )
+            self._leases[name] = lease
+        return lease
+
+    @contextlib.contextmanager
+    def _shard(
+        self, name: str, *, write: bool = False, create: qe.EdgeConfig | None = None
+    ) -> Iterator[qe.EdgeShard]:
+        lease = self._lease(name)
+        with lease.mutex:
+            lease.linger_s = self.linger_s
+            shard = lease.open(timeout_s=self.lock_timeout_s, create=create)
+            try:
+                yield shard
+            finally:
+                lease.dirty = lease.dirty or write
+                lease.last_used = time.monotonic()
+                if self.linger_s <= 0 or lease.someone_waits():
+                    lease.release()
+
+    def _resolve(self, name: str) -> str:
+        target = self._read_aliases().get(name)
+        resolved = target or name
+        if not (self._collection_dir(resolved) / "meta.json").exists():
+            raise CollectionNotFoundError(f"no collection or alias named {name!r}")
+        return resolved
+
+    # ------------------------------------------------------------------ collections
+
+    def ensure_collection(self, name: str, *, dense_dim: int) -> bool:
+        base = self._collection_dir(name)
+        meta_path = base / "meta.json"
+        if meta_path.exists():
+            self._check_dim(name, dense_dim)
+            return False
+        config = qe.EdgeConfig(
+            vectors={
+                DENSE_VECTOR: qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)
+            },
+            sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            max_search_threads=self.search_threads,
+        )
+        with self._shard(name, write=True, create=config) as shard:
+            if meta_path.exists():  # another process won the race while we waited
+                self._check_dim(name, dense_dim)
+                return False
+            for field in INDEXED_KEYWORD_FIELDS:
+                params = qe.KeywordIndexParams(is_tenant=field == "tenant_id")
+                shard.update(qe.UpdateOperation.create_field_index(field, params))
+            _atomic_write_json(meta_path, {"dense_dim": dense_dim, "created_at": time.time()})
+        return True
+
+    def _check_dim(self, name: str, dense_dim: int) -> None:
+        existing = self._dense_dim(name)
+        if existing != dense_dim:
+            raise VectorStoreError(f"collection {name!r} has dense_dim={existing}, not {dense_dim}")
+
+    def delete_collection(self, name: str) -> None:
+        base = self._collection_dir(name)
+        if not base.exists():
+            return
+        lease = self._lease(name)
+        with lease.mutex:
+            lease.release()
+            lease._lock(self.lock_timeout_s)  # exclusive: nobody has the shard open
+            try:
+                # Rename first so a crash never leaves a half-deleted collection visible.
+                trash = self.root / "collections" / f".trash-{name}-{time.time_ns()}"
+                with contextlib.suppress(FileNotFoundError):
+                    base.rename(trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+            finally:
+                lease._unlock()
+        self._update_aliases(lambda aliases: {a: c for a, c in aliases.items() if c != name})
+
+    def list_collections(self) -> list[str]:
+        return sorted(
+            p.name
+            for p in (self.root / "collections").iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").exists()
+        )
+
+    def _dense_dim(self, collection: str) -> int | None:
+        meta = self._collection_dir(self._resolve(collection)) / "meta.json"
+        return int(json.loads(meta.read_text())["dense_dim"])
+
+    def optimize(self, collection: str) -> bool:
+        """Build HNSW/merge segments (edge has no background optimizer). Call after big ingests."""
+        with self._shard(self._resolve(collection), write=True) as shard:
+            return bool(shard.optimize())
+
+    def close(self) -> None:
+        """Close every shard this store opened (other store objects on the root share them)."""
+        for lease in list(self._leases.values()):
+            with lease.mutex:
+                lease.release()
+
+    # ------------------------------------------------------------------ aliases
+
+    def _read_aliases(self) -> dict[str, str]:
+        path = self.root / "aliases.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        cached_mtime, cached = self._aliases_cache
+        if cached_mtime == mtime:
+            return cached
+        aliases = json.loads(path.read_text())
+        self._aliases_cache = (mtime, aliases)
+        return aliases
+
+    def _update_aliases(self, change: Any) -> None:
+        lock_path = self.root / "aliases.lock"
+        with open(lock_path, "a+") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                path = self.root / "aliases.json"
+                current = json.loads(path.read_text()) if path.exists() else {}
+                updated = change(dict(current))
+                if updated != current:
+                    _atomic_write_json(path, updated)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def get_alias_target(self, alias: str) -> str | None:
+        return self._read_aliases().get(validate_name(alias))
+
+    def switch_alias(self, alias: str, new_collection: str) -> None:
+        validate_name(alias)
+        if not (self._collection_dir(new_collection) / "meta.json").exists():
+            raise CollectionNotFoundError(f"no collection named {new_collection!r}")
+        if (self._collection_dir(alias) / "meta.json").exists():
+            raise VectorStoreError(f"{alias!r} is a collection name, not usable as an alias")
+        self._update_aliases(lambda aliases: {**aliases, alias: new_collection})
+
+    def delete_alias(self, alias: str) -> None:
+        validate_name(alias)
+        self._update_aliases(lambda aliases: {a: c for a, c in aliases.items() if a != alias})
+
+    # ------------------------------------------------------------------ writes
+
+    def _upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
+        native = [
+            qe.Point(
+                p.id,
+                {
+                    DENSE_VECTOR: list(map(float, p.dense)),
+                    SPARSE_VECTOR: qe.SparseVector(list(p.sparse.indices), list(p.sparse.values)),
+                },
+                dict(p.payload),
+            )
+            for p in points
+        ]
+        with self._shard(self._resolve(collection), write=True) as shard:
+            shard.update(qe.UpdateOperation.upsert_points(native))
+
+    def _delete_points(self, collection: str, ids: list[str]) -> None:
+        with self._shard(self._resolve(collection), write=True) as shard:
+            shard.update(qe.UpdateOperation.delete_points(ids))
+
+    def _delete_by_filter(self, collection: str, spec: FilterSpec) -> None:
+        with self._shard(self._resolve(collection), write=True) as shard:
+            shard.update(qe.UpdateOperation.delete_points_by_filter(to_edge_filter(spec)))
+
+    # ------------------------------------------------------------------ reads
+
+    def _count(self, collection: str, spec: FilterSpec | None) -> int:
+        request = qe.CountRequest(filter=to_edge_filter(spec) if spec else None, exact=True)
+        with self._shard(self._resolve(collection)) as shard:
+            return int(shard.count(request))
+
+    def _query(
+        self,
+        collection: str,
+        *,
+        spec: FilterSpec,
+        dense: list[float] | None,
+        sparse: SparseVector | None,
+        mode: SearchMode,
+        limit: int,
+        prefetch_limit: int,
+    ) -> list[SearchHit]:
+        flt = to_edge_filter(spec)
+        dense_q = qe.Query.Nearest(dense, using=DENSE_VECTOR) if dense is not None else None
+        sparse_q = (
+            qe.Query.Nearest(
+                qe.SparseVector(list(sparse.indices), list(sparse.values)), using=SPARSE_VECTOR
+            )
+            if sparse
+            else None
+        )
+        with self._shard(self._resolve(collection)) as shard:
+            if mode != "hybrid":
+                query = dense_q if mode == "dense" else sparse_q
+                request = qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
+                return [_edge_hit(p, {mode}) for p in shard.query(request)]
+            # One batch: the fused query plus each prefetch on its own (ids only), so every hit
+            # can report which retriever found it. Same filter on every stage.
+            fused = qe.QueryRequest(
+                limit=limit,
+                prefetches=[
+                    qe.Prefetch(limit=prefetch_limit, query=dense_q, filter=flt),
+                    qe.Prefetch(limit=prefetch_limit, query=sparse_q, filter=flt),
+                ],
+                query=qe.Fusion.Rrf(k=RRF_K),
+                filter=flt,
+                with_payload=True,
+            )
+            solo = [
+                qe.QueryRequest(limit=prefetch_limit, query=q, filter=flt, with_payload=False)
+                for q in (dense_q, sparse_q)
+            ]
+            fused_res, dense_res, sparse_res = shard.query_batch(
+                qe.QueryBatchRequest([fused, *solo])
+            )
+        dense_ids = {str(p.id) for p in dense_res}
+        sparse_ids = {str(p.id) for p in sparse_res}
+        return [
+            _edge_hit(
+                p,
+                {
+                    n
+                    for n, ids in (("dense", dense_ids), ("sparse", sparse_ids))
+                    if str(p.id) in ids
+                },
+            )
+            for p in fused_res
+        ]
+
+
+def to_edge_filter(spec: FilterSpec) -> qe.Filter:
+    """Translate the neutral :class:`FilterSpec` into a Qdrant Edge filter."""
+    conditions: list[Any] = []
+    for match in spec.must:
+        if len(match.values) == 1:
+            conditions.append(qe.FieldCondition(match.key, match=qe.MatchValue(match.values[0])))
+        else:
+            conditions.append(qe.FieldCondition(match.key, match=qe.MatchAny(list(match.values))))
+    return qe.Filter(must=conditions)
+
+
+def _edge_hit(point: Any, found_by: set[str]) -> SearchHit:
+    return SearchHit(
+        id=str(point.id),
+        score=float(point.score),
+        payload=dict(point.payload or {}),
+        found_by=found_by,
+    )
+
+
+def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write-then-rename: readers see the old or the new file, never a partial one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise

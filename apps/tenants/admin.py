@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from unfold.admin import ModelAdmin
+
+from apps.core.admin import TenantRoleMixin, TenantScopedAdmin, TenantScopedTabularInline
+from apps.tenants import services
+from apps.tenants.models import Membership, Role, Tenant, WidgetKey
+
+
+class MembershipInline(TenantScopedTabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role")
+    autocomplete_fields = ()
+    view_role = Role.ADMIN
+    add_role = Role.OWNER
+    change_role = Role.OWNER
+    delete_role = Role.OWNER
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        # Owners pick among people already in the tenant; new people come in by email through
+        # the Membership page, so no tenant ever sees another tenant's user list.
+        if not request.user.is_superuser and "user" in formset.form.base_fields:
+            field = formset.form.base_fields["user"]
+            field.queryset = field.queryset.filter(memberships__tenant=obj).distinct()
+        return formset
+
+
+class WidgetKeyInline(TenantScopedTabularInline):
+    model = WidgetKey
+    extra = 0
+    fields = ("name", "key", "is_active")
+    readonly_fields = ("key",)
+    view_role = Role.ADMIN
+
+
+@admin.register(Tenant)
+class TenantAdmin(TenantRoleMixin, ModelAdmin):
+    list_display = ("name", "slug", "is_active", "created_at")
+    search_fields = ("name", "slug")
+    readonly_fields = ("public_id", "created_at", "updated_at")
+    fields = ("name", "slug", "is_active", "allowed_origins", "settings", "public_id")
+    inlines = [WidgetKeyInline, MembershipInline]
+    view_role = Role.AGENT
+    change_role = Role.ADMIN
+
+    def get_queryset(self, request: HttpRequest):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(pk__in=[t.pk for t in self._tenants(request, self.view_role)])
+
+    # Tenants are created and removed by the operators of the installation only.
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += ["slug", "is_active"]
+        return fields
+
+
+class MembershipAddForm(forms.ModelForm):
+    email = forms.EmailField(help_text="The person's email; an account is created if needed.")
+    display_name = forms.CharField(required=False, label="Name")
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput,
+        help_text="Initial password for a new account (leave empty for an existing one).",
+    )
+
+    class Meta:
+        model = Membership
+        fields = ("tenant", "role")
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdmin):
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("role",)
+    search_fields = ("user__email", "user__username", "user__display_name")
+    view_role = Role.ADMIN
+    add_role = Role.OWNER
+    change_role = Role.OWNER
+    delete_role = Role.OWNER
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = MembershipAddForm
+            kwargs["fields"] = ("tenant", "email", "display_name", "role", "password")
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ("tenant", "email", "display_name", "role", "password")
+        return ("user", "tenant", "role")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("user", "tenant") if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        if not self._allowed(request, self.add_role, obj):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied("Only owners add members.")
+        membership = services.membership_invite(
+            tenant=form.cleaned_data["tenant"],
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            name=form.cleaned_data.get("display_name", ""),
+            password=form.cleaned_data.get("password") or None,
+        )
+        obj.pk = membership.pk
+        obj.user = membership.user
+
+
+@admin.register(WidgetKey)
+class WidgetKeyAdmin(TenantScopedAdmin):
+    list_display = ("name", "tenant", "key", "is_active", "created_at")
+    readonly_fields = ("key",)
+    fields = ("tenant", "name", "key", "is_active")
+    view_role = Role.ADMIN

@@ -1,0 +1,135 @@
+"""The agent console's websocket: `/ws/console/?tenant=<slug>` (session cookie).
+
+Staff members of the tenant join its group and receive queue changes (a conversation waits
+for a person, was taken, handed back or resolved) for the conversations they may work, checked
+per event against their inbox grants. A `watch` frame adds one conversation's group, whose
+chat frames (messages, tokens, typing, status) are forwarded as `chat` frames; `typing`
+frames from the agent reach the customer's widget as `typing` with role `agent`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from apps.core import permissions, realtime
+from apps.tenants.models import Role
+from apps.workspace import selectors
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CHAT_TYPES = frozenset(
+    {"message", "token", "message_done", "typing", "handoff", "agent_joined", "status"}
+)
+
+
+@database_sync_to_async
+def _tenant_for(user: Any, slug: str | None) -> Any:
+    if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:
+        return None
+    tenants = permissions.tenants_for_user(user=user, min_role=Role.AGENT)
+    return tenants.filter(slug=slug).first() if slug else None
+
+
+@database_sync_to_async
+def _card_if_visible(user: Any, tenant: Any, public_id: str) -> dict[str, Any] | None:
+    conversation = selectors.conversation_visible_get(user=user, tenant=tenant, public_id=public_id)
+    return selectors.conversation_card(conversation) if conversation is not None else None
+
+
+@database_sync_to_async
+def _visible(user: Any, tenant: Any, public_id: str) -> Any:
+    return selectors.conversation_visible_get(user=user, tenant=tenant, public_id=public_id)
+
+
+class ConsoleConsumer(AsyncJsonWebsocketConsumer):
+    tenant: Any = None
+    watched: Any = None
+    watched_group: str | None = None
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if not getattr(self.user, "is_authenticated", False):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        query = parse_qs((self.scope.get("query_string") or b"").decode())
+        slug = (query.get("tenant") or [None])[0]
+        self.tenant = await _tenant_for(self.user, slug)
+        if self.tenant is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.tenant_group = realtime.tenant_group(self.tenant.pk)
+        await self.channel_layer.group_add(self.tenant_group, self.channel_name)
+        await self.accept()
+        await self.send_json({"type": "ready", "tenant": self.tenant.slug})
+
+    async def disconnect(self, code: int) -> None:
+        if self.tenant is not None:
+            await self.channel_layer.group_discard(self.tenant_group, self.channel_name)
+        if self.watched_group:
+            await self.channel_layer.group_discard(self.watched_group, self.channel_name)
+
+    # --- From the agent ---------------------------------------------------------------------
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if self.tenant is None or not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == "watch":
+            await self.watch(str(content.get("conversation_id") or ""))
+        elif kind == "typing" and self.watched is not None:
+            if isinstance(content.get("active"), bool):
+                await realtime.chat_typing_send_async(
+                    tenant_id=self.watched.tenant_id,
+                    conversation_id=self.watched.pk,
+                    role="agent",
+                    active=content["active"],
+                    name=getattr(self.user, "name", "") or self.user.get_username(),
+                )
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def watch(self, public_id: str) -> None:
+        conversation = await _visible(self.user, self.tenant, public_id)
+        if self.watched_group:
+            await self.channel_layer.group_discard(self.watched_group, self.channel_name)
+            self.watched, self.watched_group = None, None
+        if conversation is None:
+            await self.send_json(
+                {"type": "error", "code": "not_found", "message": "No such conversation."}
+            )
+            return
+        self.watched = conversation
+        self.watched_group = realtime.conversation_group(conversation.tenant_id, conversation.pk)
+        await self.channel_layer.group_add(self.watched_group, self.channel_name)
+        await self.send_json({"type": "watching", "conversation_id": public_id})
+
+    # --- From the groups ---------------------------------------------------------------------
+
+    async def realtime_event(self, event: dict[str, Any]) -> None:
+        payload = event.get("payload") or {}
+        kind = payload.get("type")
+        if kind == "handoff" and "conversation_id" in payload and "status" not in payload:
+            # chat_queue_notify: a conversation of the tenant waits for a person.
+            card = await _card_if_visible(self.user, self.tenant, payload["conversation_id"])
+            if card is not None:
+                await self.send_json({"type": "queue", "event": "waiting", "conversation": card})
+            return
+        if kind == "console.queue":
+            card = await _card_if_visible(self.user, self.tenant, payload["conversation_id"])
+            if card is not None:
+                await self.send_json(
+                    {"type": "queue", "event": payload.get("event"), "conversation": card}
+                )
+            return
+        if kind in CHAT_TYPES and self.watched is not None:
+            await self.send_json(
+                {
+                    "type": "chat",
+                    "conversation_id": str(self.watched.public_id),
+                    "frame": payload,
+                }
+            )

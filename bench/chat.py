@@ -1,0 +1,430 @@
+"""Time to first token through the chat websocket vs. a direct call to the same LLM server.
+
+One run starts the local LLM server (llama-cpp-python, SmolLM2-135M) and uvicorn serving the
+real ASGI app (PostgreSQL, Redis channel layer, embedded Qdrant with a small knowledge set
+ingested by the real pipeline). For each question it measures:
+
+- websocket TTFT: from sending `{"type": "message"}` to the first `token` frame — includes
+  the consumer, storing the customer message, the echo, retrieval (query embedding + hybrid
+  search), creating the answer row, prompt building and the LLM's own time to first token;
+- direct TTFT: a streaming `chat.completions` call to the same server with the SAME final
+  prompt the assistant sent (rebuilt from the same retrieval), to its first content delta.
+
+Before every measured call one short unrelated completion evicts llama.cpp's prompt cache,
+so both paths evaluate the full prompt. Routing runs on rules (ASSISTANT_DECISION=rules):
+the schema-constrained decision call is an extra model round trip before the first token and
+is reported separately (`--decision-llm` measures the pipeline with it).
+
+    .venv/bin/python bench/chat.py                 # 30 questions, about 2 minutes on 2 cores
+    .venv/bin/python bench/chat.py --questions 60 --decision-llm
+
+Needs PostgreSQL and Redis (scripts/services.sh); uses the database `supportai_bench`
+(created and migrated) and Redis db 9 unless DATABASE_URL / REDIS_URL say otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+QUESTIONS = [
+    "How many days do I have to return a bike?",
+    "How long does express delivery take?",
+    "Do you ship to Switzerland?",
+    "What does the frame warranty cover?",
+    "How do I charge the e-bike battery in winter?",
+    "When will my refund arrive?",
+    "Can I change my delivery address after ordering?",
+    "Which payment methods do you accept?",
+    "How should I store the battery over winter?",
+    "How do I start a return?",
+]
+KNOWLEDGE = {
+    "Returns and refunds": (
+        "You can return any bike within 30 days of delivery for a full refund. Start a return "
+        "from your order page; we email you a prepaid shipping label. Refunds reach your card "
+        "within 5 business days after the bike arrives at our warehouse."
+    ),
+    "Delivery": (
+        "We ship to the EU, the UK and Switzerland. Standard delivery takes 3 to 5 business "
+        "days; express delivery takes 1 to 2 business days and costs 15 euros. You can change "
+        "the delivery address until the order ships."
+    ),
+    "Warranty": (
+        "Frames carry a 5-year warranty and components 2 years. Wear parts such as tyres, "
+        "brake pads and chains are not covered. Claims go through the order page."
+    ),
+    "E-bike batteries": (
+        "Charge the battery at room temperature. In winter store it indoors at 40 to 60 "
+        "percent charge and top it up every two months."
+    ),
+    "Payment": (
+        "We accept Visa, Mastercard, PayPal, bank transfer and instalments over 12 months. "
+        "Gift cards can be combined with any payment method."
+    ),
+}
+
+
+# --- Environment shared with bench/ws_load.py --------------------------------------------------
+
+
+def raise_file_limit(wanted: int = 65536) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_environment(**overrides: str) -> dict[str, str]:
+    """Settings for this process and the servers it starts (existing variables win)."""
+    data_dir = ROOT / "var" / "bench"
+    defaults = {
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "DATABASE_URL": "postgres://postgres:postgres@127.0.0.1:5432/supportai_bench",
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "CACHE_KEY_PREFIX": "bench",
+        "DATA_DIR": str(data_dir),
+        "QDRANT_URL": "",
+        "QDRANT_LOCAL_ENGINE": "client",
+        "QDRANT_PATH": str(data_dir / "qdrant"),
+        # Keep connections, as a production deployment would (the default 0 reconnects per
+        # query, which measures PostgreSQL's connection set-up instead of the app).
+        "DATABASE_CONN_MAX_AGE": "60",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "LOG_LEVEL": "warning",
+        "SECURE_COOKIES": "false",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    os.environ.update(overrides)
+    Path(os.environ["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    return dict(os.environ)
+
+
+def prepare_database() -> None:
+    """Create the bench database if needed and migrate it, then set Django up here."""
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    admin = url._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            conn.execute(f'create database "{name}"')
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, check=True
+    )
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportai.settings")
+    django.setup()
+
+
+def create_tenant(origin: str, *, knowledge: bool = True):
+    from apps.tenants.models import WidgetKey
+    from apps.tenants.services import tenant_create
+
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    tenant = tenant_create(name="Northwind Bikes", slug=slug, allowed_origins=[origin])
+    if knowledge:
+        from apps.knowledge.testing import ingest_text
+
+        for title, text in KNOWLEDGE.items():
+            ingest_text(tenant=tenant, title=title, text=text)
+    return tenant, WidgetKey.objects.for_tenant(tenant).get().key
+
+
+def _raise_limits_in_child() -> None:
+    raise_file_limit()
+
+
+def start_process(command: list[str], *, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_limits_in_child,
+        )
+
+
+def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} did not start; log:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout} s")
+
+
+def start_uvicorn(port: int, env: dict[str, str], *, workers: int = 1) -> subprocess.Popen:
+    log = Path(env["DATA_DIR"]) / f"uvicorn-{port}.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "supportai.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--backlog",
+        "4096",
+        "--workers",
+        str(workers),
+    ]
+    process = start_process(command, log=log, env=env)
+    wait_http(f"http://127.0.0.1:{port}/healthz", process, log)
+    return process
+
+
+def start_llm(port: int, env: dict[str, str]) -> subprocess.Popen:
+    log = Path(env["DATA_DIR"]) / f"llm-{port}.log"
+    command = [sys.executable, "-m", "supportai.local_llm", "--port", str(port)]
+    process = start_process(command, log=log, env=env)
+    wait_http(f"http://127.0.0.1:{port}/v1/models", process, log)
+    return process
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, values: list[float]) -> str:
+    return (
+        f"{name:<34} p50 {percentile(values, 50):8.1f} ms   p95 {percentile(values, 95):8.1f} ms"
+        f"   (n={len(values)})"
+    )
+
+
+class TimingProxy:
+    """A TCP relay in front of the LLM server that notes, per request, the time from the
+    request's first byte to the first content token in the response.
+
+    Measuring the model's own time to first token for the very request the assistant made
+    lets the bench subtract it exactly, instead of comparing with a second call whose timing
+    varies with whatever else the machine does.
+    """
+
+    # A content delta with at least one character (the first event only names the role).
+    CONTENT = re.compile(rb'"content":\s*"[^"]')
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.ttft_ms: list[float] = []
+        self.server: asyncio.base_events.Server | None = None
+
+    async def _serve(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        pending: list[float] = []
+
+        async def upstream() -> None:
+            while data := await reader.read(65536):
+                if data.startswith((b"POST ", b"GET ")):
+                    pending.append(time.perf_counter())
+                up_writer.write(data)
+                await up_writer.drain()
+            up_writer.close()
+
+        async def downstream() -> None:
+            tail = b""
+            while data := await up_reader.read(65536):
+                window = tail + data
+                if pending and self.CONTENT.search(window):
+                    self.ttft_ms.append((time.perf_counter() - pending.pop(0)) * 1000)
+                tail = window[-16:]
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await asyncio.gather(upstream(), downstream())
+
+
+# --- The measurement ----------------------------------------------------------------------------
+
+
+async def evict_prompt_cache(client, model: str) -> None:
+    """One short unrelated completion, so the next call evaluates its whole prompt."""
+    await client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": f"Say a number. {uuid.uuid4().hex}"}],
+        max_tokens=1,
+    )
+
+
+async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, int]:
+    import websockets
+
+    async with websockets.connect(url, origin=origin, max_size=2**20) as ws:
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready", ready
+        started = time.perf_counter()
+        await ws.send(json.dumps({"type": "message", "client_id": "b1", "text": question}))
+        first = None
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == "token" and first is None:
+                first = (time.perf_counter() - started) * 1000
+            if frame["type"] == "message_done":
+                if first is None:
+                    raise RuntimeError(f"no token before message_done: {frame}")
+                return first, frame["message"]["id"]
+            if frame["type"] in {"handoff", "error"}:
+                raise RuntimeError(f"unexpected frame {frame}")
+
+
+async def direct_ttft(client, model: str, messages: list[dict[str, str]], max_tokens: int):
+    started = time.perf_counter()
+    stream = await client.chat.completions.create(
+        model=model, messages=messages, stream=True, max_tokens=max_tokens, temperature=0.2
+    )
+    first = None
+    async for chunk in stream:
+        if first is None and chunk.choices and chunk.choices[0].delta.content:
+            first = (time.perf_counter() - started) * 1000
+    return first
+
+
+def final_prompt(tenant, question: str) -> list[dict[str, str]]:
+    """The answer prompt exactly as the assistant builds it for a first question."""
+    from django.conf import settings
+
+    from apps.assistant import prompts
+    from apps.knowledge.selectors import chunk_search
+
+    chunks = chunk_search(
+        tenant=tenant, query=question, access_groups=[], limit=settings.ASSISTANT_RETRIEVAL_LIMIT
+    )
+    return prompts.build_answer_messages(
+        company=tenant.name, language="", history=[], question=question, sources=chunks
+    )
+
+
+async def run(
+    args: argparse.Namespace, tenant, key: str, ws_url: str, origin: str, proxy: TimingProxy
+) -> None:
+    import openai
+    from asgiref.sync import sync_to_async
+
+    from apps.conversations.models import Message
+
+    client = openai.AsyncOpenAI(base_url=os.environ["LLM_BASE_URL"], api_key="x", max_retries=0)
+    model = os.environ.get("LLM_MODEL", "smollm2-135m-instruct")
+    through_ws, direct, paired, exact, server_first, retrieval = [], [], [], [], [], []
+    # One unmeasured round warms up both servers (model load, embedding model, connections).
+    for i in range(args.questions + 1):
+        question = f"{QUESTIONS[i % len(QUESTIONS)]} (#{i})"
+        await evict_prompt_cache(client, model)
+        ws_ms, message_id = await websocket_ttft(f"{ws_url}?key={key}", origin, question)
+        llm_ms_for_ws = proxy.ttft_ms[-1]
+        messages = await sync_to_async(final_prompt)(tenant, question)
+        await evict_prompt_cache(client, model)
+        direct_ms = await direct_ttft(client, model, messages, int(os.environ["LLM_MAX_TOKENS"]))
+        stored = await sync_to_async(Message.objects.for_tenant(tenant).get)(pk=message_id)
+        if i == 0:
+            continue
+        through_ws.append(ws_ms)
+        direct.append(direct_ms)
+        paired.append(ws_ms - direct_ms)
+        exact.append(ws_ms - llm_ms_for_ws)
+        server_first.append(stored.first_token_ms)
+        retrieval.append(stored.retrieval_ms)
+    print()
+    print(summary("TTFT through the websocket", through_ws))
+    print(summary("TTFT direct to the LLM server", direct))
+    print(summary("overhead: websocket - direct call", paired))
+    print(summary("overhead: websocket - LLM's own TTFT", exact))
+    print(summary("  server: retrieval_ms", retrieval))
+    print(summary("  server: first_token_ms (stored)", server_first))
+
+
+async def serve_and_run(args, tenant, key, web_port, origin, llm_port, proxy_port) -> None:
+    proxy = TimingProxy(llm_port)
+    proxy.server = await asyncio.start_server(proxy._serve, "127.0.0.1", proxy_port)
+    async with proxy.server:
+        await run(args, tenant, key, f"ws://127.0.0.1:{web_port}/ws/chat/", origin, proxy)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--questions", type=int, default=30)
+    parser.add_argument("--decision-llm", action="store_true", help="ASSISTANT_DECISION=llm")
+    args = parser.parse_args()
+    raise_file_limit()
+    llm_port, web_port, proxy_port = free_port(), free_port(), free_port()
+    env = bench_environment(
+        LLM_BASE_URL=f"http://127.0.0.1:{proxy_port}/v1",
+        LLM_MAX_TOKENS="8",
+        ASSISTANT_MODE="llm",
+        ASSISTANT_DECISION="llm" if args.decision_llm else "rules",
+        CHAT_RATE_CONNECTS_PER_CLIENT="0",
+        CHAT_RATE_MESSAGES_PER_CLIENT="0",
+    )
+    prepare_database()
+    origin = f"http://127.0.0.1:{web_port}"
+    tenant, key = create_tenant(origin)
+    llm = web = None
+    try:
+        llm = start_llm(llm_port, {**env, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"})
+        web = start_uvicorn(web_port, env)
+        print(
+            f"LLM server :{llm_port} (LLM_THREADS={os.environ.get('LLM_THREADS', 'auto')}), "
+            f"uvicorn :{web_port}, decision={env['ASSISTANT_DECISION']}, "
+            f"{args.questions} questions, {len(KNOWLEDGE)} documents"
+        )
+        asyncio.run(serve_and_run(args, tenant, key, web_port, origin, llm_port, proxy_port))
+    finally:
+        stop(web)
+        stop(llm)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Search latency: ``VectorStore.search`` against a raw engine call on the same data.
+
+Builds N synthetic chunks spread over several tenants, indexes them in Qdrant Edge (and,
+at the smallest size, qdrant-client local mode), then times hybrid search with the tenant +
+access-group filter through the store and through the engine's own API.
+
+Dense vectors are RANDOM unit vectors: latency does not depend on what they mean, and it
+keeps the benchmark free of model inference. Sparse vectors are real SparseEncoder output
+over synthetic text with a Zipf-like word distribution.
+
+    .venv/bin/python bench/search.py                  # 10k and 50k, < 3 minutes on 2 cores
+    .venv/bin/python bench/search.py --sizes 2000 --queries 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from apps.knowledge.embeddings import SparseEncoder
+from apps.knowledge.vectorstore.base import (
+    DENSE_VECTOR,
+    RRF_K,
+    SPARSE_VECTOR,
+    ChunkPoint,
+    SearchScope,
+    chunk_payload,
+    scope_filter,
+)
+
+DIM = 384
+COLLECTION = "bench"
+GROUPS = ["sales", "support", "hr", "eng"]
+_SUPPORT_TEXT = (
+    "account billing invoice refund payment card subscription plan upgrade downgrade cancel "
+    "renew trial password reset login email verify two factor security api key token webhook "
+    "integration export import csv report dashboard settings team member role permission admin "
+    "order shipping delivery tracking return exchange warranty discount coupon tax receipt "
+    "support ticket chat agent escalation priority outage status error timeout sync mobile app "
+    "desktop browser notification language timezone currency region data privacy gdpr delete"
+)
+SUPPORT_WORDS = _SUPPORT_TEXT.split()
+_GLUE_TEXT = "the a to of and for in on with your you is are can we our this that it be will"
+GLUE = _GLUE_TEXT.split()
+
+
+def make_vocab(rng: random.Random, size: int = 4000) -> list[str]:
+    """Support words first (frequent), then pronounceable pseudo-words for the long tail."""
+    syllables = ["ka", "lo", "mi", "ra", "ten", "vor", "sil", "pe", "dun", "ex", "qua", "zi"]
+    vocab = list(SUPPORT_WORDS)
+    while len(vocab) < size:
+        vocab.append("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
+    return vocab
+
+
+def make_text(rng: random.Random, vocab: list[str], weights: list[float]) -> str:
+    sentences = []
+    for _ in range(rng.randint(4, 9)):
+        words = rng.choices(vocab, cum_weights=weights, k=rng.randint(8, 22))
+        for i in range(0, len(words), 3):
+            words.insert(i, rng.choice(GLUE))
+        sentences.append(" ".join(words).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def build_points(
+    n: int, *, tenants: int, seed: int = 42
+) -> tuple[list[ChunkPoint], list[str], list[float]]:
+    rng = random.Random(seed)
+    vocab = make_vocab(rng)
+    # Zipf-ish; cumulative so random.choices need not re-sum 4000 weights per sentence.
+    weights = list(itertools.accumulate(1.0 / (rank + 1) ** 1.1 for rank in range(len(vocab))))
+    dense = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    encoder = SparseEncoder()
+    points = []
+    for i in range(n):
+        text = make_text(rng, vocab, weights)
+        groups = None if rng.random() < 0.7 else [rng.choice(GROUPS)]
+        points.append(
+            ChunkPoint(
+                id=str(uuid.UUID(int=rng.getrandbits(128))),
+                dense=dense[i].tolist(),
+                sparse=encoder.encode_document(text),
+                payload=chunk_payload(
+                    tenant_id=f"tenant-{i % tenants:03d}",
+                    source_id=f"src-{i % 7}",
+                    document_id=f"doc-{i // 8}",
+                    chunk_id=f"chunk-{i}",
+                    access_groups=groups,
+                    text=text,
+                    title=f"Article {i // 8}",
+                    url=f"https://help.example/a/{i // 8}",
+                    heading_path=("Help", "Section"),
+                ),
+            )
+        )
+    return points, vocab, weights
+
+
+def make_queries(
+    count: int, *, tenants: int, vocab: list[str], weights: list[float], seed: int = 7
+):
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    encoder = SparseEncoder()
+    queries = []
+    for _ in range(count):
+        vec = nprng.standard_normal(DIM).astype(np.float32)
+        vec /= np.linalg.norm(vec)
+        text = " ".join(rng.choices(vocab[:400], cum_weights=weights[:400], k=rng.randint(2, 6)))
+        scope = SearchScope(
+            tenant_id=f"tenant-{rng.randrange(tenants):03d}",
+            access_groups=frozenset(rng.sample(GROUPS, rng.randint(0, 2))),
+        )
+        queries.append((vec.tolist(), encoder.encode_query(text), scope))
+    return queries
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def measure_pair(
+    queries, raw: Callable[[tuple], object], wrapped: Callable[[tuple], object]
+) -> tuple[list[float], list[float]]:
+    """Time both paths on the same queries, interleaved, so cache and CPU noise hit both."""
+    for q in queries[: max(2, min(20, len(queries) // 5))]:  # warm caches and lazy paths
+        raw(q)
+        wrapped(q)
+    raw_ms: list[float] = []
+    wrapped_ms: list[float] = []
+    for i, q in enumerate(queries):
+        # Alternate who goes first: the second call on a query finds its pages already hot.
+        pairs = ((raw, raw_ms), (wrapped, wrapped_ms))
+        for fn, out in pairs if i % 2 == 0 else reversed(pairs):
+            t0 = time.perf_counter()
+            fn(q)
+            out.append((time.perf_counter() - t0) * 1000)
+    return raw_ms, wrapped_ms
+
+
+def row(label: str, times: list[float]) -> dict[str, float | str]:
+    return {"label": label, "p50": statistics.median(times), "p95": pct(times, 0.95)}
+
+
+# --------------------------------------------------------------------------- edge
+
+
+def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int, optimize: bool):
+    import qdrant_edge as qe
+
+    from apps.knowledge.vectorstore.edge import EdgeVectorStore, to_edge_filter
+
+    root = workdir / "edge"
+    store = EdgeVectorStore(root, linger_s=math.inf)
+    store.ensure_collection(COLLECTION, dense_dim=DIM)
+    t0 = time.perf_counter()
+    for i in range(0, len(points), 1000):
+        store.upsert(COLLECTION, points[i : i + 1000])
+    info: dict[str, float] = {"ingest_s": time.perf_counter() - t0}
+    if optimize:
+        t0 = time.perf_counter()
+        store.optimize(COLLECTION)
+        info["optimize_s"] = time.perf_counter() - t0
+    rows: list[dict[str, float | str]] = []
+    # Raw calls run on the very shard the store holds open (private accessor, bench only), so
+    # both paths share one process, one open shard and the same page cache.
+    with store._shard(COLLECTION) as shard:
+
+        def raw_hybrid(q):
+            flt = to_edge_filter(scope_filter(q[2]))
+            dq = qe.Query.Nearest(q[0], using=DENSE_VECTOR)
+            sq = qe.Query.Nearest(qe.SparseVector(q[1].indices, q[1].values), using=SPARSE_VECTOR)
+            return shard.query(
+                qe.QueryRequest(
+                    limit=limit,
+                    prefetches=[
+                        qe.Prefetch(limit=prefetch, query=dq, filter=flt),
+                        qe.Prefetch(limit=prefetch, query=sq, filter=flt),
+                    ],
+                    query=qe.Fusion.Rrf(k=RRF_K),
+                    filter=flt,
+                    with_payload=True,
+                )
+            )
+
+        def raw_single(q, vector, using):
+            flt = to_edge_filter(scope_filter(q[2]))
+            return shard.query(
+                qe.QueryRequest(
+                    limit=limit,
+                    query=qe.Query.Nearest(vector, using=using),
+                    filter=flt,
+                    with_payload=True,
+                )
+            )
+
+        raw_paths = {
+            "hybrid": raw_hybrid,
+            "dense": lambda q: raw_single(q, q[0], DENSE_VECTOR),
+            "sparse": lambda q: raw_single(
+                q, qe.SparseVector(q[1].indices, q[1].values), SPARSE_VECTOR
+            ),
+        }
+        for mode, raw in raw_paths.items():
+            raw_ms, store_ms = measure_pair(
+                queries,
+                raw,
+                lambda q, mode=mode: store.search(
+                    COLLECTION,
+                    scope=q[2],
+                    dense=q[0],
+                    sparse=q[1],
+                    mode=mode,
+                    limit=limit,
+                    prefetch_limit=prefetch,
+                ),
+            )
+            rows += [
+                row(f"raw EdgeShard.query {mode}", raw_ms),
+                row(f"store.search {mode}", store_ms),
+            ]
+    store.close()
+    # What a process pays to (re)open the shard when it takes over the lease.
+    opens = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        qe.EdgeShard.load(str(root / "collections" / COLLECTION / "shard")).close()
+        opens.append((time.perf_counter() - t0) * 1000)
+    info["open_close_ms"] = statistics.median(opens)
+    return rows, info
+
+
+# --------------------------------------------------------------------------- qdrant-client
+
+
+def bench_client_local(points, queries, workdir: Path, *, limit: int, prefetch: int):
+    from qdrant_client import models
+
+    from apps.knowledge.vectorstore.client import QdrantClientStore, to_client_filter
+
+    store = QdrantClientStore(path=str(workdir / "local"))
+    store.ensure_collection(COLLECTION, dense_dim=DIM)
+    t0 = time.perf_counter()
+    for i in range(0, len(points), 1000):
+        store.upsert(COLLECTION, points[i : i + 1000])
+    info = {"ingest_s": time.perf_counter() - t0}
+    client = store.client
+
+    def raw_hybrid(q):
+        flt = to_client_filter(scope_filter(q[2]))
+        sq = models.SparseVector(indices=q[1].indices, values=q[1].values)
+        return client.query_points(
+            COLLECTION,
+            prefetch=[
+                models.Prefetch(query=q[0], using=DENSE_VECTOR, filter=flt, limit=prefetch),
+                models.Prefetch(query=sq, using=SPARSE_VECTOR, filter=flt, limit=prefetch),
+            ],
+            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+            query_filter=flt,
+            limit=limit,
+            with_payload=True,
+        )
+
+    raw_ms, store_ms = measure_pair(
+        queries,
+        raw_hybrid,
+        lambda q: store.search(
+            COLLECTION,
+            scope=q[2],
+            dense=q[0],
+            sparse=q[1],
+            mode="hybrid",
+            limit=limit,
+            prefetch_limit=prefetch,
+        ),
+    )
+    rows = [row("raw query_points hybrid", raw_ms), row("store.search hybrid", store_ms)]
+    store.close()
+    return rows, info
+
+
+# --------------------------------------------------------------------------- main
+
+
+def print_table(title: str, rows: list[dict], info: dict[str, float]) -> None:
+    extras = ", ".join(f"{k}={v:.2f}" for k, v in info.items())
+    print(f"\n{title}  ({extras})")
+    print(f"  {'query path':<30} {'p50 ms':>8} {'p95 ms':>8}")
+    raw = {r["label"].split()[-1]: r for r in rows if r["label"].startswith("raw")}
+    for r in rows:
+        line = f"  {r['label']:<30} {r['p50']:>8.3f} {r['p95']:>8.3f}"
+        base = raw.get(r["label"].split()[-1])
+        if base is not None and not r["label"].startswith("raw"):
+            line += (
+                f"   overhead p50 {r['p50'] - base['p50']:+.3f} ms ({r['p50'] / base['p50']:.1f}x)"
+            )
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
+    parser.add_argument("--tenants", type=int, default=20)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--limit", type=int, default=8)
+    parser.add_argument("--prefetch", type=int, default=40)
+    parser.add_argument("--client-max", type=int, default=10_000, help="skip local mode above")
+    parser.add_argument("--client-queries", type=int, default=25)
+    parser.add_argument("--optimize", action="store_true", help="build HNSW before searching")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    print("Dense vectors are random unit vectors (latency only); sparse vectors are real BM25.")
+    print(f"tenants={args.tenants} limit={args.limit} prefetch={args.prefetch}")
+    for n in args.sizes:
+        t0 = time.perf_counter()
+        points, vocab, weights = build_points(n, tenants=args.tenants)
+        queries = make_queries(args.queries, tenants=args.tenants, vocab=vocab, weights=weights)
+        print(f"\nbuilt {n:,} chunks in {time.perf_counter() - t0:.1f}s")
+        workdir = Path(tempfile.mkdtemp(prefix="bench-search-"))
+        try:
+            rows, info = bench_edge(
+                points,
+                queries,
+                workdir,
+                limit=args.limit,
+                prefetch=args.prefetch,
+                optimize=args.optimize,
+            )
+            print_table(f"Qdrant Edge, {n:,} chunks", rows, info)
+            if n <= args.client_max:
+                rows, info = bench_client_local(
+                    points,
+                    queries[: args.client_queries],
+                    workdir,
+                    limit=args.limit,
+                    prefetch=args.prefetch,
+                )
+                print_table(f"qdrant-client local mode, {n:,} chunks", rows, info)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"\ntotal {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+#!/bin/sh
+# SupportAI container entry point. One image, one role per container:
+#   web                  ASGI server (HTTP + websockets) on :8000
+#   worker [QUEUE,...]   Celery worker; all queues when none given (default,ingest,events,batch)
+#   beat                 Celery beat (run exactly one)
+#   migrate              apply database migrations, then exit
+#   wait-for-migrations  block until the database schema is current (Kubernetes init container)
+#   manage ARGS...       any Django management command
+# Anything else is executed as given (e.g. `sh` for debugging).
+set -eu
+
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+case "$role" in
+  web)
+    # uvicorn's own process manager (uvicorn.workers for gunicorn is deprecated). One process per
+    # CPU is a good start; on Kubernetes prefer 1-2 per pod and scale pods with the HPA.
+    exec uvicorn supportai.asgi:application \
+      --host 0.0.0.0 --port 8000 \
+      --workers "${WEB_CONCURRENCY:-2}" \
+      --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+      --ws websockets-sansio --lifespan off \
+      --timeout-graceful-shutdown 25 --no-server-header \
+      "$@"
+    ;;
+  worker)
+    # Concurrency comes from CELERY_CONCURRENCY (read by workers/__main__.py).
+    exec python -m workers worker "$@"
+    ;;
+  beat)
+    exec python -m workers beat
+    ;;
+  migrate)
+    exec python manage.py migrate --noinput "$@"
+    ;;
+  wait-for-migrations)
+    deadline=$(( $(date +%s) + ${MIGRATION_WAIT_SECONDS:-600} ))
+    until python manage.py migrate --check --noinput >/dev/null 2>&1; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "wait-for-migrations: schema still not current; is the migrate job running?" >&2
+        exit 1
+      fi
+      echo "wait-for-migrations: waiting for the database schema to be current" >&2
+      sleep 5
+    done
+    ;;
+  manage)
+    exec python manage.py "$@"
+    ;;
+  *)
+    exec "$role" "$@"
+    ;;
+esac

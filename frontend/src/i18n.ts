@@ -1,0 +1,137 @@
+/**
+ * String catalog for the widget. Every user-visible string lives here.
+ * Add a language by adding a full catalog object; `Catalog` makes the
+ * compiler check that no key is missing.
+ */
+
+const en = {
+  title: 'Support',
+  openChat: 'Open support chat',
+  closeChat: 'Close chat',
+  unread: '{count} unread',
+  chatLog: 'Conversation',
+  inputLabel: 'Type your message',
+  inputPlaceholder: 'Type your message…',
+  send: 'Send',
+  talkToPerson: 'Talk to a person',
+  you: 'You',
+  assistant: 'Assistant',
+  agent: 'Agent',
+  system: 'Notice',
+  pending: 'Sending…',
+  failed: 'Not delivered',
+  retry: 'Retry',
+  interrupted: 'Answer interrupted',
+  sources: 'Sources',
+  helpful: 'Helpful',
+  notHelpful: 'Not helpful',
+  feedbackThanks: 'Thanks for the feedback',
+  assistantTyping: 'Assistant is typing…',
+  agentTyping: 'An agent is typing…',
+  namedTyping: '{name} is typing…',
+  waitingForHuman: 'Waiting for a person…',
+  agentJoined: '{name} joined the conversation',
+  anAgent: 'An agent',
+  withAgent: 'You are chatting with a person',
+  resolved: 'This conversation has been resolved',
+  connecting: 'Connecting…',
+  online: 'Online',
+  offline: 'Offline — reconnecting…',
+  unavailable: 'Chat is unavailable',
+  rateLimited: 'Too many requests — retrying shortly…',
+  queued: 'Your message will be sent when the connection is back.',
+  rateConversation: 'Rate this conversation',
+  csatQuestion: 'How satisfied are you with this conversation?',
+  csatScore: '{score} out of 5',
+  csatComment: 'Comment (optional)',
+  csatSubmit: 'Send rating',
+  csatCancel: 'Not now',
+  csatThanks: 'Thank you for your rating!',
+  errorGeneric: 'Something went wrong.',
+  poweredBy: 'SupportAI',
+};
+
+export type MessageKey = keyof typeof en;
+export type Catalog = Record<MessageKey, string>;
+
+const de: Catalog = {
+  title: 'Support',
+  openChat: 'Support-Chat öffnen',
+  closeChat: 'Chat schließen',
+  unread: '{count} ungelesen',
+  chatLog: 'Unterhaltung',
+  inputLabel: 'Nachricht eingeben',
+  inputPlaceholder: 'Nachricht eingeben…',
+  send: 'Senden',
+  talkToPerson: 'Mit einem Menschen sprechen',
+  you: 'Sie',
+  assistant: 'Assistent',
+  agent: 'Mitarbeiter',
+  system: 'Hinweis',
+  pending: 'Wird gesendet…',
+  failed: 'Nicht zugestellt',
+  retry: 'Erneut senden',
+  interrupted: 'Antwort unterbrochen',
+  sources: 'Quellen',
+  helpful: 'Hilfreich',
+  notHelpful: 'Nicht hilfreich',
+  feedbackThanks: 'Danke für Ihr Feedback',
+  assistantTyping: 'Der Assistent schreibt…',
+  agentTyping: 'Ein Mitarbeiter schreibt…',
+  namedTyping: '{name} schreibt…',
+  waitingForHuman: 'Warten auf einen Mitarbeiter…',
+  agentJoined: '{name} ist der Unterhaltung beigetreten',
+  anAgent: 'Ein Mitarbeiter',
+  withAgent: 'Sie chatten mit einem Menschen',
+  resolved: 'Diese Unterhaltung wurde abgeschlossen',
+  connecting: 'Verbindung wird hergestellt…',
+  online: 'Online',
+  offline: 'Offline – neue Verbindung wird aufgebaut…',
+  unavailable: 'Der Chat ist nicht verfügbar',
+  rateLimited: 'Zu viele Anfragen – neuer Versuch in Kürze…',
+  queued: 'Ihre Nachricht wird gesendet, sobald die Verbindung wieder besteht.',
+  rateConversation: 'Unterhaltung bewerten',
+  csatQuestion: 'Wie zufrieden sind Sie mit dieser Unterhaltung?',
+  csatScore: '{score} von 5',
+  csatComment: 'Kommentar (optional)',
+  csatSubmit: 'Bewertung senden',
+  csatCancel: 'Nicht jetzt',
+  csatThanks: 'Vielen Dank für Ihre Bewertung!',
+  errorGeneric: 'Etwas ist schiefgelaufen.',
+  poweredBy: 'SupportAI',
+};
+
+export const catalogs: Record<string, Catalog> = { en, de };
+export const DEFAULT_LANGUAGE = 'en';
+
+/** Normalise a language tag ("de-AT", "DE_de") to its primary subtag ("de"). */
+function primary(tag: string | null | undefined): string {
+  return (tag || '').trim().toLowerCase().split(/[-_]/)[0] ?? '';
+}
+
+/**
+ * Pick the UI language: the explicit data-language wins if we have a catalog
+ * for it, otherwise the first supported browser language, otherwise English.
+ */
+export function resolveLanguage(
+  explicit: string | null | undefined,
+  browserLanguages: readonly string[] = [],
+): string {
+  const wanted = [explicit, ...browserLanguages].map(primary).filter(Boolean);
+  for (const lang of wanted) if (lang in catalogs) return lang;
+  return DEFAULT_LANGUAGE;
+}
+
+export type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;
+
+/** Build a translate function for a language; unknown keys fall back to English. */
+export function translator(lang: string): Translate {
+  const catalog = catalogs[lang] ?? en;
+  return (key, params) => {
+    const template = catalog[key] ?? en[key] ?? key;
+    if (!params) return template;
+    return template.replace(/\{(\w+)\}/g, (m, name: string) =>
+      name in params ? String(params[name]) : m,
+    );
+  };
+}

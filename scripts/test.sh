@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# README command 2: set up the same environment, make sure PostgreSQL and Redis run, then run
+# ruff, the widget's unit tests and the whole pytest suite against the real services.
+# Extra arguments go to pytest (e.g. `./scripts/test.sh apps/tenants -x`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh
+./scripts/services.sh
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
+export DEBUG=false
+export SECRET_KEY="${SECRET_KEY:-test-secret-key-that-is-long-enough-for-production-mode}"
+export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/supportai}"
+export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
+export CACHE_KEY_PREFIX="supportai-test"
+export DATA_DIR="${TEST_DATA_DIR:-$(pwd)/var/test}"
+export SECURE_COOKIES=false
+# The project's rules have tests talk to Qdrant through qdrant-client's local mode; the embedded
+# default engine (qdrant-edge) is covered by the vector-store contract suite, which runs both.
+export QDRANT_LOCAL_ENGINE=client
+mkdir -p "$DATA_DIR"
+
+echo "[test] ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "[test] widget unit tests"
+(cd frontend && npm test --silent && npm run size --silent)
+echo "[test] pytest"
+set +e
+.venv/bin/pytest "$@"
+status=$?
+set -e
+# pytest exits 5 when it collected nothing: that is a failure of the suite, not a pass.
+exit $status

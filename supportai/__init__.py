@@ -1,0 +1,5 @@
+"""SupportAI Django project."""
+
+from supportai.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,771 @@
+"""Deployment artifacts (deploy/, .env.example) stay loadable, pinned, valid and in step with
+supportai/settings.py. Plain file checks: no database, no Docker, no cluster.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+COMPOSE_FILE = DEPLOY / "compose.yaml"
+DOCKERFILE = DEPLOY / "Dockerfile"
+ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"
+ENV_EXAMPLE = ROOT / ".env.example"
+SETTINGS = ROOT / "supportai" / "settings.py"
+APP_IMAGE = "supportai"  # the repository name of the image deploy/Dockerfile builds
+YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+K8S_MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def load_yaml_docs(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(value: Any) -> str:
+    """Compose's ${VAR:-default} with nothing set: the default; ${VAR:?msg} and ${VAR}: a marker."""
+
+    def replace(match: re.Match) -> str:
+        operator, argument = match.group(2), match.group(3)
+        if operator in {":-", "-"}:
+            return argument
+        return f"<{match.group(1)}>"
+
+    return _INTERPOLATION.sub(replace, str(value))
+
+
+def k8s_objects() -> list[tuple[Path, dict]]:
+    return [(path, doc) for path in K8S_MANIFESTS for doc in load_yaml_docs(path)]
+
+
+def k8s_kind(kind: str) -> list[dict]:
+    return [doc for _, doc in k8s_objects() if doc["kind"] == kind]
+
+
+def pod_spec(obj: dict) -> dict | None:
+    if obj["kind"] in {"Deployment", "StatefulSet", "Job", "DaemonSet", "ReplicaSet"}:
+        return obj["spec"]["template"]["spec"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    if obj["kind"] == "Pod":
+        return obj["spec"]
+    return None
+
+
+def containers(spec: dict) -> list[dict]:
+    return [*spec.get("initContainers", []), *spec.get("containers", [])]
+
+
+def image_repository(image: str) -> str:
+    """`registry:5000/team/supportai:1.0@sha256:…` -> `supportai`."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0]
+
+
+def is_app_image(image: str) -> bool:
+    return image_repository(image) == APP_IMAGE
+
+
+def app_pod_specs() -> list[tuple[str, dict]]:
+    found = []
+    for _, obj in k8s_objects():
+        spec = pod_spec(obj)
+        if spec and any(is_app_image(c["image"]) for c in containers(spec)):
+            found.append((f"{obj['kind']}/{obj['metadata']['name']}", spec))
+    return found
+
+
+def deployment(name: str) -> dict:
+    matches = [d for d in k8s_kind("Deployment") if d["metadata"]["name"] == name]
+    assert matches, f"no Deployment named {name}"
+    return matches[0]
+
+
+# --- image pinning --------------------------------------------------------------------------------
+
+# Images whose upstream versions have two parts (PostgreSQL 10+ is MAJOR.MINOR: 16.10 is exact).
+TWO_PART_VERSIONS = {"postgres"}
+FLOATING_TAGS = {"latest", "stable", "main", "master", "edge", "nightly", "dev", "lts", "current"}
+
+
+def pin_problem(image: str) -> str | None:
+    """Why `image` is not pinned to an exact version (None when it is)."""
+    if "@" in image:
+        digest = image.split("@", 1)[1]
+        if re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            return None
+        return f"{image}: malformed digest"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"{image}: no tag (means latest)"
+    tag = last.split(":", 1)[1]
+    if tag.lower() in FLOATING_TAGS or tag.lower().startswith("latest"):
+        return f"{image}: floating tag {tag!r}"
+    version = re.match(r"v?(\d+(?:\.\d+)*)(?![.\d])", tag)
+    if not version:
+        return f"{image}: tag {tag!r} is not a version"
+    parts = len(version.group(1).split("."))
+    needed = 2 if image_repository(image) in TWO_PART_VERSIONS else 3
+    if parts < needed:
+        return f"{image}: tag {tag!r} floats (only {parts} version part(s), need {needed})"
+    return None
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "postgres",
+        "postgres:latest",
+        "redis:7",
+        "redis:7-bookworm",
+        "qdrant/qdrant:v1",
+        "qdrant/qdrant:v1.19",
+        "python:3.11-slim",
+        "node:20-bookworm-slim",
+        "vllm/vllm-openai:latest",
+        "registry.example.com:5000/supportai",
+        "supportai@sha256:abc",
+    ],
+)
+def test_pin_checker_rejects_floating_images(image):
+    assert pin_problem(image) is not None
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "postgres:16.10-bookworm",
+        "redis:7.4.6-bookworm",
+        "qdrant/qdrant:v1.19.0-unprivileged",
+        "python:3.11.14-slim-bookworm",
+        "registry.example.com:5000/supportai:0.1.0",
+        "python@sha256:" + "a" * 64,
+    ],
+)
+def test_pin_checker_accepts_exact_images(image):
+    assert pin_problem(image) is None
+
+
+def compose_images() -> dict[str, str]:
+    return {
+        name: interpolate(service["image"])
+        for name, service in compose()["services"].items()
+        if "image" in service
+    }
+
+
+def k8s_images() -> list[str]:
+    images = []
+    for _, obj in k8s_objects():
+        spec = pod_spec(obj)
+        if spec:
+            images += [c["image"] for c in containers(spec)]
+    return images
+
+
+def kustomization() -> dict:
+    return yaml.safe_load((K8S / "kustomization.yaml").read_text())
+
+
+def test_every_compose_service_has_a_pinned_image():
+    services = compose()["services"]
+    images = compose_images()
+    assert set(images) == set(services), "every service names its image (built ones their tag)"
+    problems = [p for p in map(pin_problem, images.values()) if p]
+    assert not problems, problems
+
+
+def test_every_k8s_image_is_pinned():
+    images = k8s_images()
+    assert len(images) >= 10
+    # Kustomize may rewrite the app image: its replacement tag must be exact too.
+    for entry in kustomization().get("images", []):
+        name = entry.get("newName", entry["name"])
+        if "digest" in entry:
+            images.append(f"{name}@{entry['digest']}")
+        else:
+            images.append(f"{name}:{entry.get('newTag', '')}".rstrip(":"))
+    problems = [p for p in map(pin_problem, images) if p]
+    assert not problems, problems
+
+
+# --- Dockerfile -----------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for instruction in dockerfile_instructions():
+        if instruction[0] == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(instruction)
+    return stages
+
+
+def test_dockerfile_base_images_are_pinned():
+    stages: set[str] = set()
+    bases = []
+    for keyword, args in dockerfile_instructions():
+        if keyword != "FROM":
+            continue
+        words = [w for w in args.split() if not w.startswith("--")]
+        if words[0].lower() not in stages:  # `FROM builder` reuses a stage, not an image
+            bases.append(words[0])
+        if len(words) >= 3 and words[1].upper() == "AS":
+            stages.add(words[2].lower())
+    assert len(bases) >= 3, "widget, builder and runtime stages"
+    assert not any("$" in b for b in bases), "FROM must not hide the tag behind an ARG"
+    problems = [p for p in map(pin_problem, bases) if p]
+    assert not problems, problems
+    assert any(image_repository(b) == "node" for b in bases), "the widget is built in Node"
+
+
+def test_dockerfile_runtime_runs_as_non_root_with_healthcheck():
+    runtime = dockerfile_stages()[-1]
+    users = [args for keyword, args in runtime if keyword == "USER"]
+    assert users, "the runtime stage must set USER"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    assert user == "10001"
+    keywords = [keyword for keyword, _ in runtime]
+    assert "HEALTHCHECK" in keywords
+    assert any(k == "EXPOSE" and "8000" in a.split() for k, a in runtime)
+    env = " ".join(a for k, a in runtime if k == "ENV")
+    assert "HF_HUB_OFFLINE=1" in env
+
+
+def test_dockerfile_installs_production_dependencies_only():
+    runs = " ".join(args for keyword, args in dockerfile_instructions() if keyword == "RUN")
+    assert "torch==2.13.0" in runs
+    assert "download.pytorch.org/whl/cpu" in runs
+    assert "collectstatic" in runs
+    assert "npm ci" in runs and "npm run build" in runs
+    assert not re.search(r"\[[^\]]*\bdev\b", runs), "no dev extras in the image"
+    assert "local-llm" not in runs and "llama" not in runs.lower(), "vLLM serves the model"
+
+
+def test_dockerfile_copies_files_that_exist():
+    for keyword, args in dockerfile_instructions():
+        if keyword != "COPY" or "--from=" in args:
+            continue
+        words = [w for w in shlex.split(args) if not w.startswith("--")]
+        for source in words[:-1]:
+            if any(ch in source for ch in "*?["):
+                continue
+            assert (ROOT / source).exists(), f"COPY {source}: no such path in the repository"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", ".env", "var", "frontend/node_modules"):
+        assert entry in ignored
+
+
+def test_entrypoint_has_every_role_and_valid_syntax():
+    text = ENTRYPOINT.read_text()
+    for role in ("web", "worker", "beat", "migrate"):
+        assert re.search(rf"^\s*{role}\)", text, re.MULTILINE), f"no `{role}` subcommand"
+    assert ENTRYPOINT.stat().st_mode & 0o111, "the entry point must be executable"
+    result = subprocess.run(["sh", "-n", str(ENTRYPOINT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# --- environment variables ------------------------------------------------------------------------
+
+
+def settings_reads() -> dict[str, ast.expr | None]:
+    """Every variable settings.py reads, with the default expression given (None if none).
+
+    A read is a call to `env.<method>("NAME", …)` or to one of settings.py's own helpers (module
+    functions whose first parameter is `name`: _bool, _int, _secret…, and any added later).
+    """
+    tree = ast.parse(SETTINGS.read_text())
+    helpers = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.args.args and node.args.args[0].arg == "name"
+    }
+    reads: dict[str, ast.expr | None] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        is_env = (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "env"
+            and func.attr != "read_env"
+        )
+        is_helper = isinstance(func, ast.Name) and func.id in helpers
+        is_os = (
+            isinstance(func, ast.Attribute)
+            and func.attr in {"getenv", "get"}
+            and ("environ" in ast.unparse(func.value) or ast.unparse(func.value) == "os")
+        )
+        first = node.args[0]
+        if not (is_env or is_helper or is_os):
+            continue
+        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+            continue
+        default = node.args[1] if len(node.args) > 1 else None
+        for keyword in node.keywords:
+            if keyword.arg == "default":
+                default = keyword.value
+        reads.setdefault(first.value, default)
+    return reads
+
+
+def settings_secrets() -> set[str]:
+    tree = ast.parse(SETTINGS.read_text())
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "_secret"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def process_variables() -> set[str]:
+    """Variables read outside settings.py by the processes the image runs."""
+    names: set[str] = set()
+    for path in (ROOT / "workers" / "__main__.py", DEPLOY / "healthcheck.py"):
+        text = path.read_text()
+        names |= set(re.findall(r"environ\.get\(\s*\"([A-Z][A-Z0-9_]*)\"", text))
+        names |= set(re.findall(r"getenv\(\s*\"([A-Z][A-Z0-9_]*)\"", text))
+    names |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)[:}-]", ENTRYPOINT.read_text()))
+    return names
+
+
+def allowed_variables() -> set[str]:
+    return (
+        set(settings_reads())
+        | {f"{name}_FILE" for name in settings_secrets()}
+        | process_variables()
+    )
+
+
+def env_example() -> dict[str, str]:
+    """NAME -> value for `NAME=value` and commented `# NAME=value` lines."""
+    found = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            found.setdefault(match.group(1), match.group(2).strip())
+    return found
+
+
+def compose_app_services() -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose()["services"].items()
+        if is_app_image(interpolate(service.get("image", ""))) or "build" in service
+    }
+
+
+def compose_app_environment(service: dict) -> dict[str, str]:
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(
+            item.split("=", 1) if "=" in item else (item, "") for item in environment
+        )
+    return {key: interpolate(value) for key, value in environment.items()}
+
+
+def k8s_config() -> dict[str, str]:
+    data: dict[str, str] = {}
+    for obj in [*k8s_kind("ConfigMap"), *k8s_kind("Secret")]:
+        data.update({k: str(v) for k, v in (obj.get("data") or {}).items()})
+        data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
+    return data
+
+
+def test_settings_parser_finds_the_variables():
+    reads = settings_reads()
+    for name in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "QDRANT_URL", "LOG_LEVEL"):
+        assert name in reads
+    assert len(reads) >= 25
+    assert {"SECRET_KEY", "QDRANT_API_KEY", "LLM_API_KEY"} <= settings_secrets()
+
+
+def test_compose_app_variables_are_read_by_the_app():
+    services = compose_app_services()
+    assert {"web", "worker", "beat", "migrate"} <= set(services)
+    allowed = allowed_variables()
+    for name, service in services.items():
+        unknown = set(compose_app_environment(service)) - allowed
+        assert not unknown, f"compose service {name} sets variables nothing reads: {unknown}"
+
+
+def test_k8s_variables_are_read_by_the_app():
+    allowed = allowed_variables()
+    config = k8s_config()
+    assert len(config) >= 10
+    unknown = set(config) - allowed
+    assert not unknown, f"ConfigMap/Secret keys nothing reads: {unknown}"
+    for where, spec in app_pod_specs():
+        for container in containers(spec):
+            names = {e["name"] for e in container.get("env", [])}
+            assert not names - allowed, f"{where}/{container['name']}: {names - allowed}"
+
+
+def test_production_wiring_is_configured():
+    needed = {"DATABASE_URL", "REDIS_URL", "QDRANT_URL", "LLM_BASE_URL", "LLM_MODEL"}
+    for name, service in compose_app_services().items():
+        environment = compose_app_environment(service)
+        assert needed <= set(environment), f"compose {name}"
+        assert {"SECRET_KEY", "SECRET_KEY_FILE"} & set(environment), f"compose {name}"
+        assert environment["DEBUG"] == "false"
+    config = k8s_config()
+    assert needed | {"SECRET_KEY"} <= set(config)
+    assert config["DEBUG"] == "false"
+    assert config["DATABASE_URL"].startswith("postgres")
+
+
+def test_env_example_lists_every_settings_variable():
+    missing = set(settings_reads()) - set(env_example())
+    assert not missing, f"add to .env.example (with default and comment): {sorted(missing)}"
+
+
+def test_env_example_has_no_unknown_variables():
+    unknown = set(env_example()) - allowed_variables()
+    assert not unknown, f".env.example lists variables nothing reads: {sorted(unknown)}"
+
+
+def _literal(node: ast.expr) -> Any:
+    """The value of a constant default expression such as 25 * 1024 * 1024; raises otherwise."""
+    allowed = (ast.Constant, ast.BinOp, ast.operator, ast.List, ast.Tuple, ast.Load, ast.UnaryOp)
+    allowed += (ast.USub, ast.Expression)
+    expression = ast.Expression(node)
+    if not all(isinstance(n, allowed) for n in ast.walk(expression)):
+        raise ValueError("not a literal")
+    return eval(compile(expression, "<default>", "eval"), {"__builtins__": {}})  # noqa: S307
+
+
+def _as_env(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def test_env_example_defaults_match_settings():
+    example = env_example()
+    checked = 0
+    for name, node in settings_reads().items():
+        if node is None:
+            continue
+        try:
+            default = _literal(node)
+        except ValueError:
+            continue  # computed from other settings: documented, not compared
+        given = example[name]
+        if isinstance(default, float):
+            assert float(given) == default, f"{name}: .env.example {given!r}, settings {default!r}"
+        else:
+            assert given == _as_env(default), (
+                f"{name}: .env.example {given!r}, settings {default!r}"
+            )
+        checked += 1
+    assert checked >= 15
+
+
+def test_env_example_comments_every_variable():
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^#?\s*[A-Z][A-Z0-9_]*=", line):
+            above = lines[index - 1] if index else ""
+            comment = above.startswith("#") and not re.match(r"^#\s*[A-Z][A-Z0-9_]*=", above)
+            assert comment, f".env.example line {index + 1} ({line}) needs a comment above it"
+
+
+# --- YAML, compose --------------------------------------------------------------------------------
+
+
+def test_yaml_files_exist():
+    assert COMPOSE_FILE in YAML_FILES
+    assert len(K8S_MANIFESTS) >= 8
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_yaml_file_loads(path):
+    docs = load_yaml_docs(path)
+    assert docs, f"{path} is empty"
+    assert all(isinstance(doc, dict) for doc in docs)
+
+
+def test_compose_services_have_healthchecks():
+    services = compose()["services"]
+    assert {"web", "worker", "beat", "migrate", "postgres", "redis", "qdrant", "vllm"} <= set(
+        services
+    )
+    for name, service in services.items():
+        if str(service.get("restart")) == "no":
+            continue  # one-shot (migrate): nothing to watch
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+
+
+def test_compose_dependencies_wait_on_conditions():
+    services = compose()["services"]
+    for name in ("web", "worker", "beat", "migrate"):
+        depends = services[name]["depends_on"]
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        for target, rule in depends.items():
+            assert target in services
+            condition = rule["condition"]
+            if condition == "service_healthy":
+                assert services[target].get("healthcheck", {}).get("test"), target
+        if name != "migrate":
+            assert depends["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_env_file_and_named_volumes():
+    document = compose()
+    declared = set(document.get("volumes") or {})
+    for name, service in compose_app_services().items():
+        assert service.get("env_file"), f"{name} reads no env file"
+    for name, service in document["services"].items():
+        for volume in service.get("volumes", []):
+            if isinstance(volume, str):
+                source = interpolate(volume).split(":", 1)[0]
+            else:
+                source = interpolate(volume.get("source", ""))
+            if not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name}: volume {source} is not declared"
+    for stateful in ("postgres", "redis", "qdrant"):
+        assert document["services"][stateful].get("volumes"), f"{stateful} keeps no data"
+
+
+def test_compose_workers_cover_every_queue():
+    from workers.config import TASK_QUEUES
+
+    served = set()
+    for service in compose_app_services().values():
+        command = service.get("command") or []
+        if command and command[0] == "worker":
+            served |= set(command[1].split(",")) if len(command) > 1 else {"*"}
+    assert "*" in served or {q.name for q in TASK_QUEUES} <= served
+
+
+# --- vLLM and the GPU -----------------------------------------------------------------------------
+
+
+def _served_model_name(args: list[str]) -> str:
+    args = [interpolate(a) for a in args]
+    return args[args.index("--served-model-name") + 1]
+
+
+def test_vllm_requests_a_gpu_in_compose():
+    vllm = compose()["services"]["vllm"]
+    devices = vllm["deploy"]["resources"]["reservations"]["devices"]
+    assert any("gpu" in d.get("capabilities", []) for d in devices)
+    assert "/health" in " ".join(vllm["healthcheck"]["test"])
+    model = compose_app_environment(compose()["services"]["web"])["LLM_MODEL"]
+    assert _served_model_name(vllm["command"]) == model
+
+
+def test_vllm_requests_a_gpu_in_k8s():
+    spec = pod_spec(deployment("vllm"))
+    container = spec["containers"][0]
+    limits = container["resources"]["limits"]
+    assert int(limits["nvidia.com/gpu"]) >= 1
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert _served_model_name(container["args"]) == k8s_config()["LLM_MODEL"]
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+K8S_VERSION = kubernetes_validate.latest_version()
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [doc for _, doc in k8s_objects()],
+    ids=[f"{path.name}:{doc['kind']}/{doc['metadata']['name']}" for path, doc in k8s_objects()],
+)
+def test_k8s_manifest_validates_against_the_schema(obj):
+    # strict: unknown fields fail too. A kind without a schema raises and so fails the test.
+    kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest():
+    resources = kustomization()["resources"]
+    assert sorted(resources) == sorted(p.name for p in K8S_MANIFESTS)
+    assert kustomization()["namespace"] == k8s_kind("Namespace")[0]["metadata"]["name"]
+
+
+def test_ingress_supports_websockets():
+    (ingress,) = k8s_kind("Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    prefix = "nginx.ingress.kubernetes.io/"
+    assert int(annotations[prefix + "proxy-read-timeout"]) >= 3600
+    assert int(annotations[prefix + "proxy-send-timeout"]) >= 3600
+    assert annotations[prefix + "proxy-http-version"] == "1.1"
+    services = {s["metadata"]["name"] for s in k8s_kind("Service")}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["backend"]["service"]["name"] in services
+
+
+def test_web_and_workers_have_hpas():
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"]
+        for h in k8s_kind("HorizontalPodAutoscaler")
+        if h["apiVersion"] == "autoscaling/v2"
+    }
+    scalable = [
+        d["metadata"]["name"]
+        for d in k8s_kind("Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") in {"web", "worker"}
+    ]
+    assert "supportai-web" in scalable
+    assert len(scalable) >= 3
+    assert set(scalable) <= targets, f"no HPA for {set(scalable) - targets}"
+
+
+def test_k8s_workers_cover_every_queue_with_ingest_separate():
+    from workers.config import TASK_QUEUES
+
+    served: list[set[str]] = []
+    for d in k8s_kind("Deployment"):
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") != "worker":
+            continue
+        args = pod_spec(d)["containers"][0]["args"]
+        assert args[0] == "worker"
+        served.append(set(args[1].split(",")))
+    assert {q.name for q in TASK_QUEUES} <= set().union(*served)
+    assert {"ingest"} in served, "ingest has a Deployment of its own"
+
+
+def test_beat_is_a_single_recreated_pod():
+    beat = deployment("supportai-beat")
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"]["type"] == "Recreate"
+    assert not [
+        h
+        for h in k8s_kind("HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == "supportai-beat"
+    ]
+
+
+def test_qdrant_is_a_statefulset_with_volume_claims():
+    (qdrant,) = [s for s in k8s_kind("StatefulSet") if s["metadata"]["name"] == "qdrant"]
+    templates = {t["metadata"]["name"] for t in qdrant["spec"]["volumeClaimTemplates"]}
+    assert templates
+    mounts = {m["name"] for m in pod_spec(qdrant)["containers"][0]["volumeMounts"]}
+    assert templates <= mounts
+    (headless,) = [
+        s for s in k8s_kind("Service") if s["metadata"]["name"] == qdrant["spec"]["serviceName"]
+    ]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert "qdrant" in k8s_config()["QDRANT_URL"]
+
+
+def test_migration_job_runs_migrate():
+    jobs = k8s_kind("Job")
+    assert any(pod_spec(j)["containers"][0]["args"][0] == "migrate" for j in jobs)
+
+
+def test_web_probes_and_disruption_budget():
+    web = deployment("supportai-web")
+    spec = pod_spec(web)
+    (container,) = [c for c in spec["containers"] if c["name"] == "web"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # Django answers a probe only if its Host header is an allowed host.
+    hosts = k8s_config()["ALLOWED_HOSTS"].split(",")
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        headers = container.get(probe, {}).get("httpGet", {}).get("httpHeaders", [])
+        for header in headers:
+            if header["name"].lower() == "host":
+                assert header["value"] in hosts, f"{probe} Host {header['value']} not allowed"
+    labels = web["spec"]["template"]["metadata"]["labels"]
+    budgets = [
+        p
+        for p in k8s_kind("PodDisruptionBudget")
+        if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert budgets, "no PodDisruptionBudget selects the web pods"
+
+
+def test_app_pods_are_non_root_and_read_only():
+    specs = app_pod_specs()
+    assert len(specs) >= 7  # web, 4 workers, beat, migrate
+    for where, spec in specs:
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        for container in containers(spec):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, f"{where}/{container['name']}"
+            assert context["allowPrivilegeEscalation"] is False, f"{where}/{container['name']}"
+
+
+def test_every_container_has_requests_and_limits():
+    for _, obj in k8s_objects():
+        spec = pod_spec(obj)
+        if not spec:
+            continue
+        for container in containers(spec):
+            resources = container.get("resources", {})
+            where = f"{obj['metadata']['name']}/{container['name']}"
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), where
+            assert "memory" in resources.get("limits", {}), where
+
+
+# --- demo tenant content --------------------------------------------------------------------------
+
+DEMO = ROOT / "apps" / "tenants" / "demo"
+
+
+def test_demo_questions_point_at_one_article_each():
+    articles = {p.name: p.read_text() for p in (DEMO / "knowledge").glob("*.md")}
+    assert 6 <= len(articles) <= 8
+    for name, text in articles.items():
+        assert text.startswith("# "), f"{name} must open with its # title"
+        assert 300 <= len(text.split()) <= 900, f"{name}: {len(text.split())} words"
+    questions = json.loads((DEMO / "questions.json").read_text())
+    assert len(questions) >= 10
+    for item in questions:
+        needle = item["answer_contains"].lower()
+        assert item["article"] in articles, item
+        holders = [name for name, text in articles.items() if needle in text.lower()]
+        assert holders == [item["article"]], f"{item['question']!r} answered in {holders}"

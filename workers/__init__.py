@@ -1,0 +1,1 @@
+"""Celery entry points, queue routing and the beat schedule. No domain logic lives here."""
