@@ -22,6 +22,22 @@ def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> Any:
+    """Every test gets channel layers made for its own event loop.
+
+    Channels caches one layer per process. A Redis layer remembers the loop that is receiving
+    on it, and a consumer abandoned by an earlier test's (closed) loop leaves it counting a
+    receiver that will never return: the next test's consumer then dies with "Two event loops
+    are trying to receive() on one channel layer at once!" and its answer never arrives.
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @dataclass
 class TenantWorld:
     tenant: Any

@@ -14,7 +14,6 @@ from apps.conversations.asyncdb import db_async as sync_to_async
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.conversations.services import conversation_start
 from apps.conversations.testing import (
-    fresh_channel_layer,  # noqa: F401
     open_chat,
     receive_answer,
     receive_until,
@@ -28,7 +27,7 @@ pytestmark = [
     pytest.mark.integration,
     # The model shares two cores with everything else; slow is not wrong here.
     pytest.mark.timeout(1800),
-    pytest.mark.usefixtures("knowledge_store", "relaxed_limits", "fresh_channel_layer"),
+    pytest.mark.usefixtures("knowledge_store", "relaxed_limits"),
 ]
 
 RETURNS = (

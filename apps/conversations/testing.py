@@ -72,7 +72,11 @@ async def receive_until(
         left = deadline - asyncio.get_running_loop().time()
         if left <= 0:
             raise AssertionError(f"no {frame_type!r} frame within {timeout} s; got {seen}")
-        frame = await communicator.receive_json_from(timeout=left)
+        try:
+            frame = await communicator.receive_json_from(timeout=left)
+        except TimeoutError:
+            message = f"no {frame_type!r} frame within {timeout} s; got {seen}"
+            raise AssertionError(message) from None
         if frame["type"] == frame_type:
             return seen, frame
         seen.append(frame)
@@ -86,29 +90,10 @@ async def drain(communicator: WebsocketCommunicator, *, quiet: float = 0.3) -> l
     return frames
 
 
-def reset_channel_layers() -> None:
-    """Drop the process's cached channel layers.
-
-    The layer instance is cached per process, and a Redis layer's receive lock belongs to the
-    loop that created it; each test runs its own loop, so each gets its own layer.
-    """
-    from channels.layers import channel_layers
-
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def fresh_channel_layer() -> Any:
-    """A channel layer made for this test's event loop."""
-    reset_channel_layers()
-    yield
-    reset_channel_layers()
-
-
 @pytest.fixture
 def chat_settings(settings: Any) -> Any:
-    """Generous limits, a model-free assistant and a fresh channel layer, for protocol tests."""
-    reset_channel_layers()
+    """Generous limits and a model-free assistant, for protocol tests. (Every test gets a
+    fresh channel layer from the root conftest.)"""
     settings.CHAT_RATE_CONNECTS_PER_KEY = 0
     settings.CHAT_RATE_CONNECTS_PER_CLIENT = 0
     settings.CHAT_RATE_MESSAGES_PER_KEY = 0
