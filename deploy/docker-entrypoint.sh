@@ -12,8 +12,34 @@ set -eu
 role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
+# Prometheus multiprocess mode (web and worker roles): every process writes its values to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics adds them up, so a restarted container must start from an
+# empty folder or it would count a dead run's values again. Only prometheus_client's *.db files are
+# removed, whatever the folder is. Other roles (one-shot commands, `manage` run beside a live
+# server) record nothing there.
+prepare_metrics_dir() {
+  if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -type f -name '*.db' -delete
+  fi
+}
+
+case "$role" in
+  web|worker) prepare_metrics_dir ;;
+  *) unset PROMETHEUS_MULTIPROC_DIR ;;
+esac
+
 case "$role" in
   web)
+    # Prometheus scrapes each Kubernetes pod at its IP, which is then the Host header that Django
+    # checks: allow it (POD_IP comes from the downward API; IPv6 hosts are bracketed).
+    if [ -n "${POD_IP:-}" ] && [ -n "${ALLOWED_HOSTS:-}" ]; then
+      case "$POD_IP" in
+        *:*) ALLOWED_HOSTS="$ALLOWED_HOSTS,[$POD_IP]" ;;
+        *) ALLOWED_HOSTS="$ALLOWED_HOSTS,$POD_IP" ;;
+      esac
+      export ALLOWED_HOSTS
+    fi
     # uvicorn's own process manager (uvicorn.workers for gunicorn is deprecated). One process per
     # CPU is a good start; on Kubernetes prefer 1-2 per pod and scale pods with the HPA.
     exec uvicorn supportai.asgi:application \

@@ -25,6 +25,8 @@ def web() -> bool:
 def worker() -> bool:
     """This container's Celery worker answers a ping over the broker."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportai.settings")
+    # A check every minute must not leave its own metrics files in the worker's folder.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from supportai.celery import app
 
     replies = app.control.ping(destination=[f"celery@{socket.gethostname()}"], timeout=10)

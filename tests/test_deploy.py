@@ -366,7 +366,12 @@ def settings_secrets() -> set[str]:
 def process_variables() -> set[str]:
     """Variables read outside settings.py by the processes the image runs."""
     names: set[str] = set()
-    for path in (ROOT / "workers" / "__main__.py", DEPLOY / "healthcheck.py"):
+    readers = (
+        ROOT / "workers" / "__main__.py",
+        DEPLOY / "healthcheck.py",
+        ROOT / "apps" / "analytics" / "metrics.py",  # PROMETHEUS_MULTIPROC_DIR
+    )
+    for path in readers:
         text = path.read_text()
         names |= set(re.findall(r"environ\.get\(\s*\"([A-Z][A-Z0-9_]*)\"", text))
         names |= set(re.findall(r"getenv\(\s*\"([A-Z][A-Z0-9_]*)\"", text))
@@ -584,6 +589,268 @@ def test_compose_workers_cover_every_queue():
         if command and command[0] == "worker":
             served |= set(command[1].split(",")) if len(command) > 1 else {"*"}
     assert "*" in served or {q.name for q in TASK_QUEUES} <= served
+
+
+# --- Prometheus metrics: web and every worker ----------------------------------------------------
+
+# The names settings.py and apps/analytics/metrics.py read (docs/analytics.md).
+METRICS_TOKEN = "METRICS_TOKEN"
+EXPORTER_PORT = "WORKER_METRICS_PORT"
+EXPORTER_ADDR = "WORKER_METRICS_ADDR"
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+ALL_INTERFACES = {"0.0.0.0", "::"}  # noqa: S104 (what a container must listen on)
+
+
+def test_metrics_variable_names_are_the_ones_the_app_reads():
+    reads = settings_reads()
+    assert {METRICS_TOKEN, EXPORTER_PORT, EXPORTER_ADDR} <= set(reads)
+    assert METRICS_TOKEN in settings_secrets()
+    assert MULTIPROC_DIR in process_variables()
+
+
+def _port(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _secret_path(entry: str | dict) -> str:
+    """Where compose mounts a service's secret (short or long syntax)."""
+    if isinstance(entry, str):
+        return f"/run/secrets/{entry}"
+    target = entry.get("target", entry["source"])
+    return target if target.startswith("/") else f"/run/secrets/{target}"
+
+
+def compose_metrics_problems(name: str, service: dict, *, exporter: bool) -> list[str]:
+    """Why a compose app service would not report its metrics (empty when it would)."""
+    environment = compose_app_environment(service)
+    problems = []
+    token_file = environment.get(f"{METRICS_TOKEN}_FILE")
+    if token_file:
+        if token_file not in {_secret_path(entry) for entry in service.get("secrets", [])}:
+            problems.append(f"{name}: {METRICS_TOKEN}_FILE={token_file} is not a mounted secret")
+    elif METRICS_TOKEN not in environment:
+        problems.append(f"{name}: no {METRICS_TOKEN} or {METRICS_TOKEN}_FILE")
+    multiproc = environment.get(MULTIPROC_DIR, "")
+    writable = [
+        *service.get("tmpfs", []),
+        *(str(v).split(":")[1] for v in service.get("volumes", []) if isinstance(v, str)),
+    ]
+    if not any(multiproc.startswith(f"{w.rstrip('/')}/") for w in writable):
+        problems.append(f"{name}: {MULTIPROC_DIR}={multiproc!r} is not on a tmpfs or volume")
+    if exporter:
+        port = _port(environment.get(EXPORTER_PORT))
+        if not port:
+            problems.append(f"{name}: {EXPORTER_PORT} is not set")
+        elif str(port) not in {interpolate(p).split(":")[-1] for p in service.get("expose", [])}:
+            problems.append(f"{name}: exporter port {port} is not exposed")
+        if environment.get(EXPORTER_ADDR) not in ALL_INTERFACES:
+            problems.append(f"{name}: {EXPORTER_ADDR} must be 0.0.0.0 in a container")
+    return problems
+
+
+def compose_workers() -> dict[str, dict]:
+    return {
+        name: service
+        for name, service in compose_app_services().items()
+        if (service.get("command") or [""])[0] == "worker"
+    }
+
+
+def test_compose_web_and_workers_report_metrics():
+    services = compose_app_services()
+    workers = compose_workers()
+    assert len(workers) >= 2
+    problems = compose_metrics_problems("web", services["web"], exporter=False)
+    for name, service in workers.items():
+        problems += compose_metrics_problems(name, service, exporter=True)
+    assert not problems, problems
+
+
+def test_compose_metrics_checker_catches_a_worker_without_metrics():
+    name, worker = next(iter(compose_workers().items()))
+    for variable in (EXPORTER_PORT, EXPORTER_ADDR, MULTIPROC_DIR, f"{METRICS_TOKEN}_FILE"):
+        broken = {**worker, "environment": dict(compose_app_environment(worker))}
+        del broken["environment"][variable]
+        assert compose_metrics_problems(name, broken, exporter=True), variable
+    unexposed = {**worker, "expose": []}
+    assert compose_metrics_problems(name, unexposed, exporter=True)
+
+
+def _secret_keys(name: str) -> set[str]:
+    keys: set[str] = set()
+    for secret in k8s_kind("Secret"):
+        if secret["metadata"]["name"] == name:
+            keys |= set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+    return keys
+
+
+def k8s_metrics_problems(obj: dict, *, exporter: bool) -> list[str]:
+    """Why a web or worker Deployment would not report its metrics (empty when it would)."""
+    where = obj["metadata"]["name"]
+    spec = pod_spec(obj)
+    container = spec["containers"][0]
+    env = {e["name"]: e for e in container.get("env", [])}
+    problems = []
+
+    token = env.get(METRICS_TOKEN)
+    from_secret = bool(token and token.get("valueFrom", {}).get("secretKeyRef"))
+    from_secret |= any(
+        METRICS_TOKEN in _secret_keys(source["secretRef"]["name"])
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    )
+    if not from_secret:
+        problems.append(f"{where}: {METRICS_TOKEN} does not come from a Secret")
+
+    multiproc = env.get(MULTIPROC_DIR, {}).get("value", "")
+    empty_dirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+    mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+    if mounts.get(multiproc) not in empty_dirs:
+        problems.append(f"{where}: {MULTIPROC_DIR}={multiproc!r} is not an emptyDir mount")
+
+    if exporter:
+        port = _port(env.get(EXPORTER_PORT, {}).get("value"))
+        if env.get(EXPORTER_ADDR, {}).get("value") not in ALL_INTERFACES:
+            problems.append(f"{where}: {EXPORTER_ADDR} must be 0.0.0.0 in a pod")
+    else:
+        port = next(
+            (p["containerPort"] for p in container.get("ports", []) if p["name"] == "http"), 0
+        )
+    named = {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+    if not port or port not in named.values():
+        problems.append(f"{where}: metrics port {port or 'unset'} is not a named container port")
+        return problems
+
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    scraped = False
+    for service in k8s_kind("Service"):
+        if (
+            not service["spec"].get("selector")
+            or not service["spec"]["selector"].items() <= labels.items()
+        ):
+            continue
+        annotations = service["metadata"].get("annotations", {})
+        serves = any(
+            p.get("targetPort") == port or named.get(p.get("targetPort")) == port
+            for p in service["spec"]["ports"]
+        )
+        scraped |= (
+            serves
+            and annotations.get("prometheus.io/scrape") == "true"
+            and _port(annotations.get("prometheus.io/port")) == port
+            and annotations.get("prometheus.io/path", "/metrics") == "/metrics"
+        )
+    if not scraped:
+        problems.append(f"{where}: no Service with prometheus.io annotations selects port {port}")
+    return problems
+
+
+def k8s_workers() -> list[dict]:
+    return [
+        d
+        for d in k8s_kind("Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+    ]
+
+
+def test_k8s_web_and_workers_report_metrics():
+    workers = k8s_workers()
+    assert len(workers) >= 4
+    problems = k8s_metrics_problems(deployment("supportai-web"), exporter=False)
+    for worker in workers:
+        problems += k8s_metrics_problems(worker, exporter=True)
+    assert not problems, problems
+
+
+def test_k8s_metrics_checker_catches_a_worker_without_metrics():
+    import copy
+
+    worker = k8s_workers()[0]
+    for variable in (EXPORTER_PORT, EXPORTER_ADDR, MULTIPROC_DIR):
+        broken = copy.deepcopy(worker)
+        container = pod_spec(broken)["containers"][0]
+        container["env"] = [e for e in container["env"] if e["name"] != variable]
+        assert k8s_metrics_problems(broken, exporter=True), variable
+    no_secret = copy.deepcopy(worker)
+    pod_spec(no_secret)["containers"][0]["envFrom"] = [
+        s for s in pod_spec(no_secret)["containers"][0]["envFrom"] if "secretRef" not in s
+    ]
+    assert k8s_metrics_problems(no_secret, exporter=True)
+    no_port = copy.deepcopy(worker)
+    pod_spec(no_port)["containers"][0]["ports"] = []
+    assert k8s_metrics_problems(no_port, exporter=True)
+
+
+def test_k8s_web_pods_allow_their_own_ip_as_host():
+    """Prometheus scrapes a pod at its IP: the entry point adds POD_IP to ALLOWED_HOSTS."""
+    container = pod_spec(deployment("supportai-web"))["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+
+
+def _run_entrypoint(tmp_path: Path, role: str, **environment: str) -> str:
+    """Run the entry point with stand-ins for uvicorn and python that print what they got."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    report = (
+        'echo "ALLOWED_HOSTS=${ALLOWED_HOSTS:-} MULTIPROC=${PROMETHEUS_MULTIPROC_DIR:-unset}"\n'
+    )
+    for program in ("uvicorn", "python"):
+        stand_in = bin_dir / program
+        stand_in.write_text("#!/bin/sh\n" + report)
+        stand_in.chmod(0o755)
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), role],
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_entrypoint_empties_the_multiprocess_folder_for_web_and_worker(tmp_path):
+    folder = tmp_path / "multiproc"
+    for role in ("web", "worker"):
+        folder.mkdir(exist_ok=True)
+        (folder / "counter_41.db").write_bytes(b"old run")
+        (folder / "keep.txt").write_text("not prometheus_client's")
+        output = _run_entrypoint(tmp_path, role, PROMETHEUS_MULTIPROC_DIR=str(folder))
+        assert f"MULTIPROC={folder}" in output
+        assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"], role
+    created = tmp_path / "new" / "multiproc"
+    _run_entrypoint(tmp_path, "worker", PROMETHEUS_MULTIPROC_DIR=str(created))
+    assert created.is_dir()
+
+
+def test_entrypoint_keeps_one_shot_commands_out_of_the_multiprocess_folder(tmp_path):
+    folder = tmp_path / "multiproc"
+    output = _run_entrypoint(tmp_path, "manage", PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert "MULTIPROC=unset" in output
+    assert not folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("pod_ip", "expected"),
+    [
+        ("10.1.2.3", "example.com,localhost,10.1.2.3"),
+        ("fd00::7", "example.com,localhost,[fd00::7]"),
+    ],
+)
+def test_entrypoint_adds_the_pod_ip_to_allowed_hosts(tmp_path, pod_ip, expected):
+    output = _run_entrypoint(tmp_path, "web", ALLOWED_HOSTS="example.com,localhost", POD_IP=pod_ip)
+    assert f"ALLOWED_HOSTS={expected} " in output
+
+
+def test_entrypoint_leaves_allowed_hosts_alone_without_a_pod_ip(tmp_path):
+    assert "ALLOWED_HOSTS=example.com " in _run_entrypoint(
+        tmp_path, "web", ALLOWED_HOSTS="example.com"
+    )
+    # Unset, settings.py's default list applies: the entry point must not replace it with the IP.
+    assert "ALLOWED_HOSTS= " in _run_entrypoint(tmp_path, "web", POD_IP="10.1.2.3")
 
 
 # --- vLLM and the GPU -----------------------------------------------------------------------------
