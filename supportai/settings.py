@@ -521,6 +521,9 @@ UNFOLD = {
     "SITE_HEADER": "SupportAI",
     "SITE_SYMBOL": "support_agent",
     "SHOW_HISTORY": True,
+    # The agent console and the analytics dashboard, each for those its view lets in, above the
+    # model admin.
+    "SIDEBAR": {"navigation": "supportai.navigation.sidebar"},
     "COLORS": {
         "primary": {
             "50": "239 246 255",

@@ -42,6 +42,11 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
+def dashboard_visible(request: HttpRequest) -> bool:
+    """Whether the dashboard lets this person in (the admin sidebar shows its link only then)."""
+    return selectors.dashboard_tenants(user=request.user).exists()
+
+
 def _viewer_tenant(request: HttpRequest) -> tuple[Any, list[Any]]:
     """The tenant the viewer asked for (or their first), and all they may see.
 

@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -35,11 +36,16 @@ def _error(exc: ApplicationError) -> JsonResponse:
     )
 
 
-def _staff_tenants(request: HttpRequest) -> list[Tenant]:
+def _staff_tenants(request: HttpRequest) -> QuerySet[Tenant]:
     user = request.user
     if not user.is_active or not user.is_staff:
-        return []
-    return list(permissions.tenants_for_user(user=user, min_role=Role.AGENT).order_by("name"))
+        return Tenant.objects.none()
+    return permissions.tenants_for_user(user=user, min_role=Role.AGENT).order_by("name")
+
+
+def console_visible(request: HttpRequest) -> bool:
+    """Whether the console lets this person in (the admin sidebar shows its link only then)."""
+    return _staff_tenants(request).exists()
 
 
 def console_view(view: Any) -> Any:
@@ -92,7 +98,7 @@ def console_home(request: HttpRequest) -> HttpResponse:
     """`/console/`: the first (or only) tenant's console."""
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    tenants = _staff_tenants(request)
+    tenants = list(_staff_tenants(request))
     if not tenants:
         return HttpResponse("You are not a staff member of any tenant.", status=403)
     wanted = request.GET.get("tenant")
