@@ -11,10 +11,8 @@ from typing import Any
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
-from rest_framework.filters import OrderingFilter
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
@@ -41,13 +39,10 @@ from apps.conversations.serializers import (
     FeedbackSerializer,
     MessageSerializer,
 )
-from apps.core.api import TenantViewSetMixin
-from apps.integrations.api_auth import ApiCursorPagination, HasScope, acting_user
+from apps.core.api import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
+from apps.integrations.api_auth import ApiCursorPagination, acting_user
 from apps.integrations.models import Scope
 
-FILTERS = [DjangoFilterBackend, OrderingFilter]
-PERMISSIONS = [IsAuthenticated, HasScope]
-UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 READ = [Scope.CONVERSATIONS_READ]
 WRITE = [Scope.CONVERSATIONS_WRITE]
 
@@ -76,15 +71,9 @@ def _conversation_path_parameter(name: str) -> OpenApiParameter:
     list=extend_schema(summary="List conversations", tags=["conversations"]),
     retrieve=extend_schema(summary="Get a conversation", tags=["conversations"]),
 )
-class ConversationViewSet(
-    TenantViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
+class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiViewSet):
     queryset = Conversation.objects.none()  # for the schema; get_queryset scopes
     serializer_class = ConversationSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {
         "list": READ,
         "retrieve": READ,
@@ -92,9 +81,7 @@ class ConversationViewSet(
         "assign": WRITE,
         "resolve": WRITE,
     }
-    lookup_field = "public_id"
     lookup_value_regex = UUID_REGEX
-    filter_backends = FILTERS
     filterset_class = ConversationFilter
     ordering_fields = ["created_at", "updated_at"]
 
@@ -112,12 +99,9 @@ class ConversationViewSet(
         responses=ConversationSerializer,
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        conversation = self.get_object()
-        serializer = ConversationStatusSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         conversation = api_services.conversation_status_set(
-            conversation=conversation,
-            status=serializer.validated_data["status"],
+            conversation=self.get_object(),
+            status=self.validated(ConversationStatusSerializer)["status"],
             by=acting_user(request),
         )
         return self._reply(conversation)
@@ -132,10 +116,8 @@ class ConversationViewSet(
     @action(detail=True, methods=["post"])
     def assign(self, request: Request, public_id: str | None = None) -> Response:
         conversation = self.get_object()
-        serializer = AssignSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         agent = api_services.tenant_agent_find(
-            tenant=self.tenant, agent=serializer.validated_data["agent"]
+            tenant=self.tenant, agent=self.validated(AssignSerializer)["agent"]
         )
         return self._reply(services.conversation_assign(conversation=conversation, agent=agent))
 
@@ -172,12 +154,9 @@ class ConversationViewSet(
         ),
     ),
 )
-class MessageViewSet(
-    TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
-):
+class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantApiViewSet):
     queryset = Message.objects.none()  # for the schema; get_queryset scopes
     serializer_class = MessageSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"list": READ, "create": WRITE}
     pagination_class = MessageCursorPagination
     filter_backends = [DjangoFilterBackend]
@@ -197,15 +176,12 @@ class MessageViewSet(
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         conversation = self.conversation()
-        serializer = AgentMessageCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = self.validated(AgentMessageCreateSerializer)
         agent = api_services.agent_for_reply(
-            conversation=conversation,
-            agent=serializer.validated_data.get("agent"),
-            user=acting_user(request),
+            conversation=conversation, agent=data.get("agent"), user=acting_user(request)
         )
         message = services.message_post_agent(
-            conversation=conversation, agent=agent, content=serializer.validated_data["content"]
+            conversation=conversation, agent=agent, content=data["content"]
         )
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
@@ -235,16 +211,14 @@ def _valid_external_id(external_id: str) -> bool:
     ),
 )
 class ContactViewSet(
-    TenantViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    TenantApiViewSet,
 ):
     queryset = Contact.objects.none()  # for the schema; get_queryset scopes
     serializer_class = ContactSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {
         "list": CONTACTS_READ,
         "retrieve": CONTACTS_READ,
@@ -254,9 +228,7 @@ class ContactViewSet(
         "destroy": CONTACTS_WRITE,
         "upsert": CONTACTS_WRITE,
     }
-    lookup_field = "public_id"
     lookup_value_regex = UUID_REGEX
-    filter_backends = FILTERS
     filterset_class = ContactFilter
     ordering_fields = ["created_at", "updated_at"]
 
@@ -309,10 +281,8 @@ class ContactViewSet(
     def upsert(self, request: Request, external_id: str = "") -> Response:
         if not _valid_external_id(external_id):
             raise exceptions.ValidationError({"external_id": ["1 to 255 characters, no NUL."]})
-        serializer = ContactUpsertSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         contact, created = api_services.contact_upsert(
-            tenant=self.tenant, external_id=external_id, **serializer.validated_data
+            tenant=self.tenant, external_id=external_id, **self.validated(ContactUpsertSerializer)
         )
         return Response(
             ContactSerializer(contact).data,
@@ -327,14 +297,10 @@ class ContactViewSet(
         parameters=[_conversation_path_parameter("contact_id")],
     )
 )
-class ContactConversationViewSet(
-    TenantViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet
-):
+class ContactConversationViewSet(mixins.ListModelMixin, TenantApiViewSet):
     queryset = Conversation.objects.none()  # for the schema; get_queryset scopes
     serializer_class = ConversationSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"list": [Scope.CONTACTS_READ, Scope.CONVERSATIONS_READ]}
-    filter_backends = FILTERS
     filterset_class = ConversationFilter
     ordering_fields = ["created_at", "updated_at"]
 
@@ -364,14 +330,10 @@ class ContactConversationViewSet(
         ),
     ),
 )
-class FeedbackViewSet(
-    TenantViewSetMixin, mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
-):
+class FeedbackViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantApiViewSet):
     queryset = Feedback.objects.none()  # for the schema; get_queryset scopes
     serializer_class = FeedbackSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"list": READ, "create": WRITE}
-    filter_backends = FILTERS
     filterset_class = FeedbackFilter
     ordering_fields = ["created_at"]
 
@@ -379,9 +341,7 @@ class FeedbackViewSet(
         return Feedback.objects.for_tenant(self.tenant).select_related("conversation")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = FeedbackCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.validated(FeedbackCreateSerializer)
         feedback = api_services.feedback_create(
             conversation=_conversation_or_404(self.tenant, data["conversation_id"]),
             rating=data["rating"],
@@ -391,12 +351,9 @@ class FeedbackViewSet(
         return Response(FeedbackSerializer(feedback).data, status=status.HTTP_201_CREATED)
 
 
-class AskViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
+class AskViewSet(TenantCommandViewSet):
     serializer_class = AskSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"create": WRITE}
-    pagination_class = None
-    filter_backends: list[Any] = []
 
     @extend_schema(
         summary="Ask the assistant (one-shot, not streamed)",
@@ -412,9 +369,7 @@ class AskViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
         ),
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = AskSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = self.validated(AskSerializer)
         conversation = None
         if data.get("conversation_id"):
             conversation = _conversation_or_404(self.tenant, data["conversation_id"])

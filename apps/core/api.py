@@ -1,4 +1,4 @@
-"""API plumbing shared by every app: the one error body and the tenant-resolving base viewset."""
+"""API plumbing shared by every app: the one error body and the tenant-resolving base viewsets."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions, mixins, viewsets
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import ApplicationError, TenantScopeError
+from apps.integrations.api_auth import HasScope
+
+# Public ids in URLs: anything else is not a route (and gets the API's 404).
+UUID_REGEX = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 def error_body(*, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -108,9 +113,41 @@ class TenantViewSetMixin:
         return super().get_queryset().for_tenant(self.tenant)  # type: ignore[misc]
 
 
-class TenantModelViewSet(TenantViewSetMixin, viewsets.ModelViewSet):
+class TenantApiViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
+    """Base of the REST API's viewsets: the tenant, the scope check and lookups by public id.
+
+    Subclasses say what each action needs in `required_scopes` (action -> scopes, checked by
+    `HasScope`); filtering and ordering are DRF's defaults from settings.
+    """
+
+    permission_classes = [IsAuthenticated, HasScope]
+    lookup_field = "public_id"
+
+    def validated(self, serializer_class: type, **kwargs: Any) -> Any:
+        """The request body as `serializer_class` validates it (a 400 error body if it does not)."""
+        serializer = serializer_class(data=self.request.data, **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class TenantCommandViewSet(TenantApiViewSet):
+    """One POST that runs a service and answers with its result (ask, search): nothing to page
+    or filter."""
+
+    pagination_class = None
+    filter_backends: list[Any] = []
+
+
+class TenantModelViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    TenantApiViewSet,
+):
     pass
 
 
-class TenantReadOnlyViewSet(TenantViewSetMixin, viewsets.ReadOnlyModelViewSet):
+class TenantReadOnlyViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, TenantApiViewSet):
     pass

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import (
     action,
     api_view,
@@ -14,15 +13,14 @@ from rest_framework.decorators import (
     permission_classes,
     throttle_classes,
 )
-from rest_framework.filters import OrderingFilter
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api import TenantModelViewSet, TenantReadOnlyViewSet, TenantViewSetMixin
+from apps.core.api import TenantApiViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from apps.events.models import Event
 from apps.integrations import selectors, services
-from apps.integrations.api_auth import HasScope, acting_user
+from apps.integrations.api_auth import acting_user
 from apps.integrations.filters import (
     ApiKeyFilter,
     EventFilter,
@@ -41,9 +39,6 @@ from apps.integrations.serializers import (
     WebhookSubscriptionWithSecretSerializer,
 )
 
-FILTERS = [DjangoFilterBackend, OrderingFilter]
-PERMISSIONS = [IsAuthenticated, HasScope]
-
 
 @extend_schema_view(
     list=extend_schema(summary="List API keys", tags=["api-keys"]),
@@ -51,19 +46,15 @@ PERMISSIONS = [IsAuthenticated, HasScope]
     destroy=extend_schema(summary="Revoke an API key", tags=["api-keys"]),
 )
 class ApiKeyViewSet(
-    TenantViewSetMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    TenantApiViewSet,
 ):
     queryset = ApiKey.objects.all()
     serializer_class = ApiKeySerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"*": [Scope.ADMIN]}
-    lookup_field = "public_id"
-    filter_backends = FILTERS
     filterset_class = ApiKeyFilter
     ordering_fields = ["created_at", "last_used_at"]
 
@@ -78,10 +69,10 @@ class ApiKeyViewSet(
         description="The response holds the full `key`, shown this once.",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = ApiKeyCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
         api_key, plaintext = services.api_key_create(
-            tenant=self.tenant, created_by=acting_user(request), **serializer.validated_data
+            tenant=self.tenant,
+            created_by=acting_user(request),
+            **self.validated(ApiKeyCreateSerializer),
         )
         api_key.key = plaintext
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
@@ -106,10 +97,7 @@ class ApiKeyViewSet(
 class WebhookSubscriptionViewSet(TenantModelViewSet):
     queryset = WebhookSubscription.objects.all()
     serializer_class = WebhookSubscriptionSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"*": [Scope.WEBHOOKS_MANAGE]}
-    lookup_field = "public_id"
-    filter_backends = FILTERS
     filterset_class = WebhookSubscriptionFilter
     ordering_fields = ["created_at"]
 
@@ -159,10 +147,7 @@ class WebhookSubscriptionViewSet(TenantModelViewSet):
 class WebhookDeliveryViewSet(TenantReadOnlyViewSet):
     queryset = WebhookDelivery.objects.all()
     serializer_class = WebhookDeliverySerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"*": [Scope.WEBHOOKS_MANAGE]}
-    lookup_field = "public_id"
-    filter_backends = FILTERS
     filterset_class = WebhookDeliveryFilter
     ordering_fields = ["created_at", "next_attempt_at"]
 
@@ -196,10 +181,7 @@ class WebhookDeliveryViewSet(TenantReadOnlyViewSet):
 class EventViewSet(TenantReadOnlyViewSet):
     queryset = Event.objects.all()
     serializer_class = EventSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"*": [Scope.ADMIN]}
-    lookup_field = "public_id"
-    filter_backends = FILTERS
     filterset_class = EventFilter
     ordering_fields = ["created_at"]
 

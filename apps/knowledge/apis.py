@@ -5,20 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.filters import OrderingFilter
 from rest_framework.parsers import JSONParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from apps.conversations.apis import UUID_REGEX
-from apps.core.api import TenantViewSetMixin
-from apps.integrations.api_auth import HasScope, acting_user
+from apps.core.api import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
+from apps.integrations.api_auth import acting_user
 from apps.integrations.models import Scope
 from apps.knowledge import api_services, selectors, services
 from apps.knowledge.models import Document, Source
@@ -31,8 +27,6 @@ from apps.knowledge.serializers import (
     SourceUploadSerializer,
 )
 
-FILTERS = [DjangoFilterBackend, OrderingFilter]
-PERMISSIONS = [IsAuthenticated, HasScope]
 READ = [Scope.KNOWLEDGE_READ]
 WRITE = [Scope.KNOWLEDGE_WRITE]
 
@@ -65,15 +59,10 @@ class DocumentFilter(django_filters.FilterSet):
     ),
 )
 class SourceViewSet(
-    TenantViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantApiViewSet
 ):
     queryset = Source.objects.none()  # for the schema; get_queryset scopes
     serializer_class = SourceSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {
         "list": READ,
         "retrieve": READ,
@@ -82,9 +71,7 @@ class SourceViewSet(
         "sync": WRITE,
     }
     parser_classes = [JSONParser, MultiPartParser]
-    lookup_field = "public_id"
     lookup_value_regex = UUID_REGEX
-    filter_backends = FILTERS
     filterset_class = SourceFilter
     ordering_fields = ["created_at", "updated_at", "name"]
 
@@ -108,9 +95,7 @@ class SourceViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         is_upload = request.content_type.startswith("multipart/")
         serializer_class = SourceUploadSerializer if is_upload else SourceCreateSerializer
-        serializer = serializer_class(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
+        data = dict(self.validated(serializer_class))
         if is_upload:
             data["kind"] = Source.Kind.UPLOAD
         source = services.source_create(
@@ -145,19 +130,12 @@ class SourceViewSet(
     ),
 )
 class DocumentViewSet(
-    TenantViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, TenantApiViewSet
 ):
     queryset = Document.objects.none()  # for the schema; get_queryset scopes
     serializer_class = DocumentSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"list": READ, "retrieve": READ, "destroy": WRITE}
-    lookup_field = "public_id"
     lookup_value_regex = UUID_REGEX
-    filter_backends = FILTERS
     filterset_class = DocumentFilter
     ordering_fields = ["created_at", "updated_at"]
 
@@ -168,12 +146,9 @@ class DocumentViewSet(
         services.document_delete(tenant=self.tenant, document=instance)
 
 
-class SearchViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
+class SearchViewSet(TenantCommandViewSet):
     serializer_class = SearchSerializer
-    permission_classes = PERMISSIONS
     required_scopes = {"create": READ}
-    pagination_class = None
-    filter_backends: list[Any] = []
 
     @extend_schema(
         summary="Search the knowledge base",
@@ -186,9 +161,9 @@ class SearchViewSet(TenantViewSetMixin, viewsets.GenericViewSet):
         ),
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = SearchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        results = api_services.knowledge_search(tenant=self.tenant, **serializer.validated_data)
+        results = api_services.knowledge_search(
+            tenant=self.tenant, **self.validated(SearchSerializer)
+        )
         return Response(SearchResponseSerializer({"results": results}).data)
 
 
