@@ -100,36 +100,31 @@ class SourceForm(forms.ModelForm):
         return data
 
 
-class ChunkInline(TenantScopedTabularInline):
-    model = Chunk
+class ReadOnlyInline(TenantScopedTabularInline):
+    """Rows the pipeline writes, listed under their parent with a link to each: never edited."""
+
     extra = 0
+    can_delete = False
+    show_change_link = True
+    max_num = 0
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ChunkInline(ReadOnlyInline):
+    model = Chunk
     fields = ("position", "heading_path", "token_count", "text")
     readonly_fields = fields
-    can_delete = False
-    show_change_link = True
-    max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
-class DocumentInline(TenantScopedTabularInline):
+class DocumentInline(ReadOnlyInline):
     model = Document
-    extra = 0
     fields = ("title", "key", "status", "version", "chunk_count", "error", "fetched_at")
     readonly_fields = fields
-    can_delete = False
-    show_change_link = True
-    max_num = 0
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Source)

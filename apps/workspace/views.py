@@ -147,14 +147,6 @@ def conversation_json(request: HttpRequest, tenant: Tenant, conversation_id: str
     return JsonResponse(_conversation_json(_conversation(request, tenant, conversation_id)))
 
 
-@require_POST
-@console_view
-def take_over(request: HttpRequest, tenant: Tenant, conversation_id: str) -> JsonResponse:
-    conversation = _conversation(request, tenant, conversation_id)
-    conversation = services.conversation_take_over(conversation=conversation, agent=request.user)
-    return JsonResponse(_conversation_json(conversation))
-
-
 def _body(request: HttpRequest) -> dict[str, Any]:
     try:
         data = json.loads(request.body or b"{}")
@@ -178,20 +170,23 @@ def reply(request: HttpRequest, tenant: Tenant, conversation_id: str) -> JsonRes
     return JsonResponse({"message": selectors.message_console_wire(message)}, status=201)
 
 
-@require_POST
-@console_view
-def hand_back(request: HttpRequest, tenant: Tenant, conversation_id: str) -> JsonResponse:
-    conversation = _conversation(request, tenant, conversation_id)
-    conversation = services.conversation_hand_back(conversation=conversation, agent=request.user)
-    return JsonResponse(_conversation_json(conversation))
+def _conversation_action(service: Any) -> Any:
+    """A POST that runs `service(conversation=, agent=)` and answers with the conversation."""
+
+    @require_POST
+    @console_view
+    def view(request: HttpRequest, tenant: Tenant, conversation_id: str) -> JsonResponse:
+        conversation = _conversation(request, tenant, conversation_id)
+        return JsonResponse(
+            _conversation_json(service(conversation=conversation, agent=request.user))
+        )
+
+    return view
 
 
-@require_POST
-@console_view
-def resolve(request: HttpRequest, tenant: Tenant, conversation_id: str) -> JsonResponse:
-    conversation = _conversation(request, tenant, conversation_id)
-    conversation = services.conversation_close(conversation=conversation, agent=request.user)
-    return JsonResponse(_conversation_json(conversation))
+take_over = _conversation_action(services.conversation_take_over)
+hand_back = _conversation_action(services.conversation_hand_back)
+resolve = _conversation_action(services.conversation_close)
 
 
 @require_POST
