@@ -345,6 +345,9 @@ KNOWLEDGE_CRAWL_USER_AGENT = env.str(
 KNOWLEDGE_CRAWL_ALLOW_PRIVATE = _bool("KNOWLEDGE_CRAWL_ALLOW_PRIVATE", False)
 # How long a process waits for the embedded vector store held by another process.
 KNOWLEDGE_STORE_LOCK_TIMEOUT = _float("KNOWLEDGE_STORE_LOCK_TIMEOUT", 60.0, minimum=0.1)
+# A reindex whose progress has not moved for this long is taken for dead (its worker was killed)
+# and marked failed; it must exceed the longest pause between two batches of a live build.
+KNOWLEDGE_REINDEX_STALE_SECONDS = _int("KNOWLEDGE_REINDEX_STALE_SECONDS", 900, minimum=1)
 
 # --- Chat and assistant -----------------------------------------------------------------------
 

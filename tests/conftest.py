@@ -160,22 +160,28 @@ class WorkerProcess:
     process: subprocess.Popen
     log_path: Path
     broker_url: str
+    node: str = ""
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, tmp_path_factory) -> Iterator[WorkerProcess]:
-    import redis
+def start_celery_worker(
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    queues: str,
+    pool: str = "threads",
+    concurrency: int = 4,
+    name: str = "test",
+    timeout: float = 60.0,
+) -> WorkerProcess:
+    """A `celery -A supportai worker` subprocess, returned once it answers a ping.
 
-    env = subprocess_env()
-    broker = env["CELERY_BROKER_URL"]
-    _require_redis(broker)
-    # Tasks left by an earlier run would name rows of an older test database.
-    redis.Redis.from_url(broker).flushdb()
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
-    node = f"test-{uuid.uuid4().hex[:8]}@%h"
+    This process must already publish to the worker's broker (`_point_celery_at`). The node
+    name is unique, so a test can ping, inspect or kill this worker among others.
+    """
+    node = f"{name}-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -186,9 +192,9 @@ def celery_worker_process(django_db_setup, tmp_path_factory) -> Iterator[WorkerP
                 "supportai",
                 "worker",
                 "-Q",
-                "default,ingest,events,batch",
-                "--pool=threads",
-                "--concurrency=4",
+                queues,
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
                 "--without-gossip",
                 "--without-mingle",
                 "--loglevel=INFO",
@@ -200,18 +206,40 @@ def celery_worker_process(django_db_setup, tmp_path_factory) -> Iterator[WorkerP
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    previous_broker = _point_celery_at(broker)
-    worker = WorkerProcess(process=process, log_path=log_path, broker_url=broker)
-    try:
-        from supportai.celery import app
+    worker = WorkerProcess(
+        process=process, log_path=log_path, broker_url=env["CELERY_BROKER_URL"], node=node
+    )
+    from supportai.celery import app
 
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"The Celery worker did not start. Its log:\n{worker.log()[-4000:]}")
-        yield worker
+    deadline = time.monotonic() + timeout
+    while not app.control.ping(destination=[node], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process, node)
+            pytest.fail(f"The Celery worker did not start. Its log:\n{worker.log()[-4000:]}")
+    return worker
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, tmp_path_factory) -> Iterator[WorkerProcess]:
+    import redis
+
+    env = subprocess_env()
+    broker = env["CELERY_BROKER_URL"]
+    _require_redis(broker)
+    # Tasks left by an earlier run would name rows of an older test database.
+    redis.Redis.from_url(broker).flushdb()
+    previous_broker = _point_celery_at(broker)
+    try:
+        worker = start_celery_worker(
+            env=env,
+            log_path=tmp_path_factory.mktemp("celery") / "worker.log",
+            queues="default,ingest,events,batch",
+        )
+        try:
+            yield worker
+        finally:
+            _stop(worker.process, "celery worker")
     finally:
-        _stop(process, "celery worker")
         _point_celery_at(previous_broker)
 
 

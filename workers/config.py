@@ -55,4 +55,9 @@ BEAT_SCHEDULE = {
         "task": "apps.knowledge.tasks.resync_due_sources",
         "schedule": 300.0,
     },
+    # Reindexes whose worker died (no progress for KNOWLEDGE_REINDEX_STALE_SECONDS).
+    "fail-stale-reindexes": {
+        "task": "apps.knowledge.tasks.fail_stale_reindexes",
+        "schedule": 300.0,
+    },
 }

@@ -464,8 +464,12 @@ class KnowledgeIndexAdmin(TenantRoleMixin, ModelAdmin):
     def start_reindex(self, request: HttpRequest) -> HttpResponse:
         if not request.user.is_superuser:
             raise PermissionDenied
-        from apps.knowledge.tasks import reindex
-
-        reindex.delay()
-        messages.info(request, "Reindex queued; progress appears here and on /ws/admin/knowledge/.")
+        try:
+            services.index_rebuild_request()
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.info(
+                request, "Reindex queued; progress appears here and on /ws/admin/knowledge/."
+            )
         return HttpResponseRedirect(reverse("admin:knowledge_knowledgeindex_changelist"))

@@ -616,9 +616,12 @@ def source_mark_queued(*, source_ids: list[int]) -> None:
 
 # --------------------------------------------------------------------------- reindex
 
-# A building index that has not moved for this long belongs to a reindex that died.
-REINDEX_STALE_AFTER = timedelta(minutes=15)
 CATCH_UP_PASSES = 3
+
+
+class BuildAbandonedError(Exception):
+    """The build was declared dead (no progress for KNOWLEDGE_REINDEX_STALE_SECONDS) by a sweep
+    while it was still running; it stops instead of going live."""
 
 
 class _RebuildProgress:
@@ -641,11 +644,17 @@ class _RebuildProgress:
         index = self.index
         index.documents_done = self.base_documents + stats.documents_seen
         index.chunks_done = self.base_chunks + stats.chunks_embedded + stats.chunks_kept
-        KnowledgeIndex.objects.filter(pk=index.pk).update(
+        # `updated_at` is the build's heartbeat: a build silent for longer than
+        # KNOWLEDGE_REINDEX_STALE_SECONDS is taken for dead and swept.
+        moved = KnowledgeIndex.objects.filter(
+            pk=index.pk, status=KnowledgeIndex.Status.BUILDING
+        ).update(
             documents_done=index.documents_done,
             chunks_done=index.chunks_done,
             updated_at=timezone.now(),
         )
+        if not moved:
+            raise BuildAbandonedError(f"{index.collection} was marked failed while building")
         self.tenant_done[tenant_id] = self.tenant_base + stats.documents_seen
         self.send(tenant_id)
 
@@ -703,6 +712,9 @@ def _reindex_documents(index: KnowledgeIndex, documents: Any, progress: _Rebuild
             on_flush=lambda stats, tid=tenant_id: progress.flushed(tid, stats),
         )
         for document in docs:
+            # Counted before it is planned: a batch that plan() flushes includes it. (Only
+            # `Indexer.add` counts documents; a reindex plans stored sections directly.)
+            indexer.stats.documents_seen += 1
             indexer.plan(
                 document, sections=sections_from_json(document.sections), title=document.title
             )
@@ -710,29 +722,66 @@ def _reindex_documents(index: KnowledgeIndex, documents: Any, progress: _Rebuild
         progress.flushed(tenant_id, indexer.stats)
 
 
-def _fail_stale_builds() -> None:
-    cutoff = timezone.now() - REINDEX_STALE_AFTER
+def index_fail_stale_builds() -> list[KnowledgeIndex]:
+    """Mark failed the builds whose worker died (killed, out of memory, machine gone) and free
+    what they wrote. A build is taken for dead when its progress has not moved for
+    KNOWLEDGE_REINDEX_STALE_SECONDS; the serving index is never touched.
+
+    Runs before every full reindex and from beat (`fail_stale_reindexes`), so a half-built
+    collection does not sit on disk, nor block the next reindex, until someone starts one.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.KNOWLEDGE_REINDEX_STALE_SECONDS)
+    failed = []
     for index in KnowledgeIndex.objects.filter(
         status=KnowledgeIndex.Status.BUILDING, updated_at__lt=cutoff
     ):
-        _abandon(index, "Interrupted: the reindex stopped without finishing (worker killed?).")
+        error = "Interrupted: the reindex stopped without finishing (worker killed?)."
+        if _abandon(index, error, stale_before=cutoff):
+            logger.warning("reindex into %s: %s", index.collection, error)
+            failed.append(index)
+    return failed
 
 
-def _abandon(index: KnowledgeIndex, error: str) -> None:
-    """Mark a build failed and free what it wrote; the serving index is never touched."""
-    KnowledgeIndex.objects.filter(pk=index.pk).update(
-        status=KnowledgeIndex.Status.FAILED,
-        error=error[:5000],
-        finished_at=timezone.now(),
-        updated_at=timezone.now(),
+def _abandon(index: KnowledgeIndex, error: str, *, stale_before: Any = None) -> bool:
+    """Mark a build failed and free what it wrote; the serving index is never touched.
+
+    Only a row still `building` is marked (an error recorded by a sweep is kept when the
+    swept build notices and stops); what the build wrote is freed either way. A sweep passes
+    `stale_before` and changes nothing if the build moved since then (it is alive after all).
+    Returns whether this call marked the row.
+    """
+    rows = KnowledgeIndex.objects.filter(pk=index.pk, status=KnowledgeIndex.Status.BUILDING)
+    if stale_before is not None:
+        rows = rows.filter(updated_at__lt=stale_before)
+    now = timezone.now()
+    marked = bool(
+        rows.update(
+            status=KnowledgeIndex.Status.FAILED,
+            error=error[:5000],
+            finished_at=now,
+            updated_at=now,
+        )
     )
-    index.status = KnowledgeIndex.Status.FAILED
-    index.error = error
+    if not marked and stale_before is not None:
+        return False
+    index.refresh_from_db(fields=["status", "error", "finished_at", "updated_at"])
     Chunk.objects.unscoped().filter(index=index).delete()
     try:
         runtime.get_store().delete_collection(index.collection)
     except Exception:
         logger.exception("could not delete the collection of failed index %s", index.collection)
+    return marked
+
+
+def index_rebuild_request() -> None:
+    """ "Start reindex": queue a full reindex unless one is running (builds whose worker died
+    are swept first, so they do not block it)."""
+    index_fail_stale_builds()
+    if KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.BUILDING).exists():
+        raise ApplicationError("A reindex is already running.", code="conflict", status_code=409)
+    from apps.knowledge.tasks import reindex
+
+    transaction.on_commit(reindex.delay)
 
 
 def index_rebuild(
@@ -756,7 +805,7 @@ def index_rebuild(
                 "A new model or chunking applies to every tenant; reindex without tenant_id."
             )
         return _refresh_tenant(tenant_id)
-    _fail_stale_builds()
+    index_fail_stale_builds()
     if KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.BUILDING).exists():
         raise ApplicationError("A reindex is already running.", code="conflict", status_code=409)
     old = active_index()
@@ -808,10 +857,21 @@ def index_rebuild(
 def _switch(old: KnowledgeIndex, new: KnowledgeIndex) -> None:
     store = runtime.get_store()
     alias = settings.QDRANT_COLLECTION
-    store.switch_alias(alias, new.collection)
     now = timezone.now()
+    switched = False
     try:
         with transaction.atomic():
+            # The row stays locked until the switch is recorded: a sweep that took this build
+            # for dead cannot fail it (and delete its collection) while the alias moves to it.
+            alive = (
+                KnowledgeIndex.objects.select_for_update()
+                .filter(pk=new.pk, status=KnowledgeIndex.Status.BUILDING)
+                .exists()
+            )
+            if not alive:
+                raise BuildAbandonedError(f"{new.collection} was marked failed while building")
+            store.switch_alias(alias, new.collection)
+            switched = True
             KnowledgeIndex.objects.filter(pk=old.pk).update(
                 status=KnowledgeIndex.Status.RETIRED, retired_at=now, updated_at=now
             )
@@ -823,7 +883,8 @@ def _switch(old: KnowledgeIndex, new: KnowledgeIndex) -> None:
                 updated_at=now,
             )
     except BaseException:
-        store.switch_alias(alias, old.collection)  # the database still says old: follow it
+        if switched:
+            store.switch_alias(alias, old.collection)  # the database still says old: follow it
         raise
     new.refresh_from_db()
     old.status = KnowledgeIndex.Status.RETIRED

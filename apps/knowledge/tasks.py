@@ -13,7 +13,12 @@ from django.db import transaction
 
 from apps.knowledge import crawl
 from apps.knowledge.models import Source
-from apps.knowledge.services import source_mark_queued, source_sync, sources_due
+from apps.knowledge.services import (
+    index_fail_stale_builds,
+    source_mark_queued,
+    source_sync,
+    sources_due,
+)
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -86,3 +91,9 @@ def reindex(
 
     index = index_rebuild(tenant_id=tenant_id, model_path=model_path, chunking=chunking)
     return str(index.public_id) if index is not None else None
+
+
+@shared_task(ignore_result=True)
+def fail_stale_reindexes() -> int:
+    """Beat, every 5 minutes: mark failed the reindexes whose worker died, free their collection."""
+    return len(index_fail_stale_builds())

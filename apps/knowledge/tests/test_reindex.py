@@ -43,11 +43,14 @@ def test_reindex_builds_new_collection_then_switches(tenant_a, tenant_b, corpus,
     assert alias_target() == old.collection
     seen_during_build: list[tuple[str | None, int]] = []
     statuses: list[str] = []
+    documents_done: list[int] = []
     original = realtime.send_reindex_progress
 
     def spy(**kwargs):
         # While the new collection fills up, search answers from the old one.
         statuses.append(kwargs["status"])
+        if kwargs["status"] == KnowledgeIndex.Status.BUILDING and "tenant_id" not in kwargs:
+            documents_done.append(kwargs["progress"]["documents_done"])
         if kwargs["status"] == KnowledgeIndex.Status.BUILDING:
             results = chunk_search(tenant=tenant_a.tenant, query="delivery to Europe")
             seen_during_build.append((alias_target(), len(results)))
@@ -60,6 +63,10 @@ def test_reindex_builds_new_collection_then_switches(tenant_a, tenant_b, corpus,
     assert len(seen_during_build) > 3
     assert all(target == old.collection and n > 0 for target, n in seen_during_build)
     assert statuses[-1] == KnowledgeIndex.Status.READY
+    # The progress bar moves document by document while the build runs.
+    assert documents_done == sorted(documents_done)
+    assert documents_done[0] == 0 and documents_done[-1] == len(DOCS) + 1
+    assert any(0 < n < len(DOCS) + 1 for n in documents_done)
     old.refresh_from_db()
     assert old.status == KnowledgeIndex.Status.RETIRED
     assert alias_target() == new.collection
