@@ -8,6 +8,12 @@ Dense vectors are RANDOM unit vectors: latency does not depend on what they mean
 keeps the benchmark free of model inference. Sparse vectors are real SparseEncoder output
 over synthetic text with a Zipf-like word distribution.
 
+The raw hybrid baseline is the engine's own one-call fused query (RRF over both prefetches,
+payloads of the top hits). The store's hybrid is what the assistant runs: both retrievers in
+one engine call, fused in Python (convex by default, RRF as the alternative setting), and the
+payloads of the chosen hits. The machine's load average is printed with every table, because
+on a shared machine it moves p95 more than any code change does.
+
     .venv/bin/python bench/search.py                  # 10k and 50k, < 3 minutes on 2 cores
     .venv/bin/python bench/search.py --sizes 2000 --queries 100
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import random
 import shutil
 import statistics
@@ -37,6 +44,7 @@ from apps.knowledge.vectorstore.base import (
     RRF_K,
     SPARSE_VECTOR,
     ChunkPoint,
+    HybridFusion,
     SearchScope,
     chunk_payload,
     scope_filter,
@@ -155,14 +163,36 @@ def measure_pair(
     return raw_ms, wrapped_ms
 
 
-def row(label: str, times: list[float]) -> dict[str, float | str]:
-    return {"label": label, "p50": statistics.median(times), "p95": pct(times, 0.95)}
+def row(label: str, times: list[float], *, base: str) -> dict[str, float | str]:
+    """One table line; ``base`` pairs a store line with the raw line it was timed against."""
+    return {"label": label, "base": base, "p50": statistics.median(times), "p95": pct(times, 0.95)}
 
 
 # --------------------------------------------------------------------------- edge
 
 
-def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int, optimize: bool):
+STORE_PATHS = {  # label suffix -> (mode, fusion)
+    "hybrid": ("hybrid", HybridFusion()),
+    "hybrid-rrf": ("hybrid", HybridFusion("rrf")),
+    "dense": ("dense", HybridFusion()),
+    "sparse": ("sparse", HybridFusion()),
+}
+
+
+def store_search(store, mode: str, fusion: HybridFusion, *, limit: int, prefetch: int):
+    return lambda q: store.search(
+        COLLECTION,
+        scope=q[2],
+        dense=q[0],
+        sparse=q[1],
+        mode=mode,
+        limit=limit,
+        prefetch_limit=prefetch,
+        fusion=fusion,
+    )
+
+
+def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int):
     import qdrant_edge as qe
 
     from apps.knowledge.vectorstore.edge import EdgeVectorStore, to_edge_filter
@@ -172,12 +202,8 @@ def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int, opt
     store.ensure_collection(COLLECTION, dense_dim=DIM)
     t0 = time.perf_counter()
     for i in range(0, len(points), 1000):
-        store.upsert(COLLECTION, points[i : i + 1000])
+        store.upsert(COLLECTION, points[i : i + 1000])  # each write runs the optimizer
     info: dict[str, float] = {"ingest_s": time.perf_counter() - t0}
-    if optimize:
-        t0 = time.perf_counter()
-        store.optimize(COLLECTION)
-        info["optimize_s"] = time.perf_counter() - t0
     rows: list[dict[str, float | str]] = []
     # Raw calls run on the very shard the store holds open (private accessor, bench only), so
     # both paths share one process, one open shard and the same page cache.
@@ -211,6 +237,9 @@ def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int, opt
                 )
             )
 
+        info["segments"] = shard.info().segments_count
+        for q in queries:  # fault in every tenant's pages once, so no path pays for it
+            raw_hybrid(q)
         raw_paths = {
             "hybrid": raw_hybrid,
             "dense": lambda q: raw_single(q, q[0], DENSE_VECTOR),
@@ -218,23 +247,15 @@ def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int, opt
                 q, qe.SparseVector(q[1].indices, q[1].values), SPARSE_VECTOR
             ),
         }
-        for mode, raw in raw_paths.items():
+        for label, (mode, fusion) in STORE_PATHS.items():
             raw_ms, store_ms = measure_pair(
                 queries,
-                raw,
-                lambda q, mode=mode: store.search(
-                    COLLECTION,
-                    scope=q[2],
-                    dense=q[0],
-                    sparse=q[1],
-                    mode=mode,
-                    limit=limit,
-                    prefetch_limit=prefetch,
-                ),
+                raw_paths[mode],
+                store_search(store, mode, fusion, limit=limit, prefetch=prefetch),
             )
             rows += [
-                row(f"raw EdgeShard.query {mode}", raw_ms),
-                row(f"store.search {mode}", store_ms),
+                row(f"raw EdgeShard.query {mode}", raw_ms, base=label),
+                row(f"store.search {label}", store_ms, base=label),
             ]
     store.close()
     # What a process pays to (re)open the shard when it takes over the lease.
@@ -278,20 +299,14 @@ def bench_client_local(points, queries, workdir: Path, *, limit: int, prefetch: 
             with_payload=True,
         )
 
+    mode, fusion = STORE_PATHS["hybrid"]
     raw_ms, store_ms = measure_pair(
-        queries,
-        raw_hybrid,
-        lambda q: store.search(
-            COLLECTION,
-            scope=q[2],
-            dense=q[0],
-            sparse=q[1],
-            mode="hybrid",
-            limit=limit,
-            prefetch_limit=prefetch,
-        ),
+        queries, raw_hybrid, store_search(store, mode, fusion, limit=limit, prefetch=prefetch)
     )
-    rows = [row("raw query_points hybrid", raw_ms), row("store.search hybrid", store_ms)]
+    rows = [
+        row("raw query_points hybrid", raw_ms, base="hybrid"),
+        row("store.search hybrid", store_ms, base="hybrid"),
+    ]
     store.close()
     return rows, info
 
@@ -299,17 +314,22 @@ def bench_client_local(points, queries, workdir: Path, *, limit: int, prefetch: 
 # --------------------------------------------------------------------------- main
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def print_table(title: str, rows: list[dict], info: dict[str, float]) -> None:
     extras = ", ".join(f"{k}={v:.2f}" for k, v in info.items())
-    print(f"\n{title}  ({extras})")
+    print(f"\n{title}  ({extras}; {load()} after)")
     print(f"  {'query path':<30} {'p50 ms':>8} {'p95 ms':>8}")
-    raw = {r["label"].split()[-1]: r for r in rows if r["label"].startswith("raw")}
+    raw = {r["base"]: r for r in rows if r["label"].startswith("raw")}
     for r in rows:
         line = f"  {r['label']:<30} {r['p50']:>8.3f} {r['p95']:>8.3f}"
-        base = raw.get(r["label"].split()[-1])
-        if base is not None and not r["label"].startswith("raw"):
+        base = raw[r["base"]]
+        if not r["label"].startswith("raw"):
             line += (
-                f"   overhead p50 {r['p50'] - base['p50']:+.3f} ms ({r['p50'] / base['p50']:.1f}x)"
+                f"   overhead p50 {r['p50'] - base['p50']:+.3f} p95 {r['p95'] - base['p95']:+.3f}"
+                f" ms ({r['p50'] / base['p50']:.1f}x)"
             )
         print(line)
 
@@ -323,12 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch", type=int, default=40)
     parser.add_argument("--client-max", type=int, default=10_000, help="skip local mode above")
     parser.add_argument("--client-queries", type=int, default=25)
-    parser.add_argument("--optimize", action="store_true", help="build HNSW before searching")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     print("Dense vectors are random unit vectors (latency only); sparse vectors are real BM25.")
-    print(f"tenants={args.tenants} limit={args.limit} prefetch={args.prefetch}")
+    print(f"tenants={args.tenants} limit={args.limit} prefetch={args.prefetch}; {load()}")
     for n in args.sizes:
         t0 = time.perf_counter()
         points, vocab, weights = build_points(n, tenants=args.tenants)
@@ -342,7 +361,6 @@ def main(argv: list[str] | None = None) -> int:
                 workdir,
                 limit=args.limit,
                 prefetch=args.prefetch,
-                optimize=args.optimize,
             )
             print_table(f"Qdrant Edge, {n:,} chunks", rows, info)
             if n <= args.client_max:

@@ -16,6 +16,7 @@ from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
 from apps.knowledge.vectorstore.base import (
     SEARCH_MODES,
     CollectionNotFoundError,
+    HybridFusion,
     SearchHit,
     SearchScope,
     VectorStore,
@@ -79,8 +80,8 @@ def raw_search(
     """Points for `query` from the serving collection, scoped. Used by chunk_search and tools.
 
     Hybrid runs the dense and the sparse retriever (each `KNOWLEDGE_SEARCH_PREFETCH` deep,
-    both through the store's scope filter) and fuses them here, so the fusion can be tuned
-    (docs/retrieval.md): "convex" = weighted sum of min-max normalised scores, "rrf" =
+    one engine call through the store's scope filter) and fuses them with the configured
+    fusion (docs/retrieval.md): "convex" = weighted sum of min-max normalised scores, "rrf" =
     weighted reciprocal-rank fusion.
     """
     store = store or runtime.get_store()
@@ -92,72 +93,26 @@ def raw_search(
         dense = runtime.get_embedder(index.embedding_model_path or None).embed_query(query)
     if mode in ("hybrid", "sparse"):
         sparse = runtime.sparse_encoder_for(index.chunking).encode_query(query)
-    depth = max(settings.KNOWLEDGE_SEARCH_PREFETCH, limit)
+    fusion = HybridFusion(
+        method=settings.KNOWLEDGE_HYBRID_FUSION,
+        dense_weight=settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT,
+        rrf_k=settings.KNOWLEDGE_RRF_K,
+    )
     try:
         with runtime.store_session() as session:
-            if mode != "hybrid":
-                return session.search(
-                    index.collection,
-                    scope=scope,
-                    dense=dense,
-                    sparse=sparse,
-                    mode=mode,  # type: ignore[arg-type]
-                    limit=limit,
-                )
-            dense_hits = session.search(
-                index.collection, scope=scope, dense=dense, mode="dense", limit=depth
-            )
-            sparse_hits = (
-                session.search(
-                    index.collection, scope=scope, sparse=sparse, mode="sparse", limit=depth
-                )
-                if sparse
-                else []
+            return session.search(
+                index.collection,
+                scope=scope,
+                dense=dense,
+                sparse=sparse,
+                mode=mode,  # type: ignore[arg-type]
+                limit=limit,
+                prefetch_limit=settings.KNOWLEDGE_SEARCH_PREFETCH,
+                fusion=fusion,
             )
     except CollectionNotFoundError:
         logger.warning("collection %s is missing; nothing to search", index.collection)
         return []
-    return fuse(dense_hits, sparse_hits, limit=limit)
-
-
-def _minmax(hits: list[SearchHit]) -> dict[str, float]:
-    if not hits:
-        return {}
-    high = max(h.score for h in hits)
-    low = min(h.score for h in hits)
-    span = high - low
-    return {h.id: (h.score - low) / span if span > 1e-9 else 1.0 for h in hits}
-
-
-def fuse(
-    dense_hits: list[SearchHit],
-    sparse_hits: list[SearchHit],
-    *,
-    limit: int,
-    method: str | None = None,
-    dense_weight: float | None = None,
-    rrf_k: int | None = None,
-) -> list[SearchHit]:
-    """Combine two ranked lists of the same collection; `found_by` says who found each."""
-    method = method or settings.KNOWLEDGE_HYBRID_FUSION
-    weight = settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT if dense_weight is None else dense_weight
-    k = rrf_k or settings.KNOWLEDGE_RRF_K
-    scores: dict[str, float] = {}
-    hits: dict[str, SearchHit] = {}
-    for name, ranked, w in (("dense", dense_hits, weight), ("sparse", sparse_hits, 1 - weight)):
-        if method == "convex":
-            contribution = _minmax(ranked)
-        else:
-            contribution = {h.id: 1.0 / (k + rank) for rank, h in enumerate(ranked, start=1)}
-        for hit in ranked:
-            if hit.id not in hits:
-                hits[hit.id] = SearchHit(id=hit.id, score=0.0, payload=hit.payload, found_by=set())
-            hits[hit.id].found_by.add(name)
-            scores[hit.id] = scores.get(hit.id, 0.0) + w * contribution[hit.id]
-    ordered = sorted(scores, key=lambda i: (-scores[i], i))[:limit]
-    for point_id in ordered:
-        hits[point_id].score = scores[point_id]
-    return [hits[point_id] for point_id in ordered]
 
 
 def chunk_search(

@@ -19,10 +19,12 @@ from apps.knowledge.vectorstore import (
     CollectionNotFoundError,
     ScopeRequiredError,
     SearchScope,
+    SparseVector,
     VectorStore,
     VectorStoreError,
     chunk_payload,
 )
+from apps.knowledge.vectorstore.base import HybridFusion, fuse
 from apps.knowledge.vectorstore.client import QdrantClientStore
 from apps.knowledge.vectorstore.edge import EdgeVectorStore
 
@@ -155,10 +157,32 @@ def test_hybrid_reports_single_retriever_hits(loaded, embedder):
     assert all(f == {"dense"} for d, f in by_doc.items() if d != "refunds")
 
 
-def test_hybrid_with_stopword_only_query_falls_back_to_dense(loaded, embedder):
+def test_hybrid_with_stopword_only_query_ranks_by_dense_alone(loaded, embedder):
     hits = search(loaded, embedder, "how is it", mode="hybrid")
     assert hits and all(h.found_by == {"dense"} for h in hits)
+    dense = search(loaded, embedder, "how is it", mode="dense")
+    assert [h.id for h in hits] == [h.id for h in dense]
     assert search(loaded, embedder, "how is it", mode="sparse") == []
+
+
+@pytest.mark.parametrize(
+    "fusion",
+    [HybridFusion(), HybridFusion("rrf", dense_weight=0.8, rrf_k=60), HybridFusion("rrf", 0.5, 1)],
+)
+@pytest.mark.parametrize("groups", [frozenset(), None])
+def test_hybrid_is_the_fusion_of_the_two_separate_searches(loaded, embedder, fusion, groups):
+    # One engine call for both retrievers must rank exactly like two searches fused by hand.
+    for text in ("refund to my card", "download invoice pdf", SECRET_B):
+        kw = {"groups": groups, "limit": 3}
+        hybrid = search(loaded, embedder, text, prefetch_limit=5, fusion=fusion, **kw)
+        dense = search(loaded, embedder, text, mode="dense", groups=groups, limit=5)
+        sparse = search(loaded, embedder, text, mode="sparse", groups=groups, limit=5)
+        expected = fuse(dense, sparse, limit=3, fusion=fusion)
+        assert [(h.id, h.found_by, h.payload) for h in hybrid] == [
+            (h.id, h.found_by, h.payload) for h in expected
+        ]
+        assert [h.score for h in hybrid] == pytest.approx([h.score for h in expected])
+        assert all(h.payload["tenant_id"] == "tenant-a" for h in hybrid)
 
 
 def test_limit_is_respected(loaded, embedder):
@@ -353,3 +377,56 @@ def test_alias_cannot_shadow_a_collection(store):
     store.ensure_collection("kb_v2", dense_dim=DIM)
     with pytest.raises(VectorStoreError):
         store.switch_alias("kb_v2", "kb_v1")
+
+
+# --------------------------------------------------------------------------- edge segments
+
+
+def test_edge_writes_optimize_segments_and_isolation_holds_on_them(tmp_path):
+    # Past ~6.7k points (Qdrant's 10 MB indexing threshold at 384 dims) the optimizer turns
+    # the appendable segment into an indexed one; edge has no background optimizer, so the
+    # write itself must have run it. Searches must stay tenant-filtered on that segment.
+    store = EdgeVectorStore(tmp_path / "edge", linger_s=60)
+    try:
+        store.ensure_collection("kb_v1", dense_dim=DIM)
+        vectors = np.random.default_rng(3).standard_normal((8000, DIM)).astype(np.float32)
+        points = [
+            ChunkPoint(
+                id=str(uuid.UUID(int=i + 1)),
+                dense=vectors[i].tolist(),
+                sparse=SparseVector([i % 49, 1000 + i], [1.0, 1.0]),  # shared term + own term
+                payload=chunk_payload(
+                    tenant_id=f"tenant-{i % 2}",
+                    source_id="s",
+                    document_id=f"d{i}",
+                    chunk_id=str(i),
+                    access_groups=None,
+                    text=f"chunk {i}",
+                ),
+            )
+            for i in range(len(vectors))
+        ]
+        for start in range(0, len(points), 1000):
+            store.upsert("kb_v1", points[start : start + 1000])
+        assert store.optimize("kb_v1") is False  # nothing left: the writes optimized
+        for i in (0, 1, 4001, 7998):  # tenant-0 asks with tenant-1's exact vectors, and back
+            other = f"tenant-{1 - i % 2}"
+            for mode in ("hybrid", "dense", "sparse"):
+                hits = store.search(
+                    "kb_v1",
+                    scope=SearchScope(tenant_id=other),
+                    dense=points[i].dense,
+                    sparse=points[i].sparse,
+                    mode=mode,
+                    limit=20,
+                )
+                assert hits and all(h.payload["tenant_id"] == other for h in hits), mode
+            own = store.search(
+                "kb_v1",
+                scope=SearchScope(tenant_id=f"tenant-{i % 2}"),
+                dense=points[i].dense,
+                mode="dense",
+            )
+            assert own[0].id == points[i].id
+    finally:
+        store.close()

@@ -12,26 +12,37 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
 SEARCH_MODES: tuple[str, ...] = get_args(SearchMode)
+FusionMethod = Literal["convex", "rrf"]
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 
 DENSE_VECTOR = "dense"
 SPARSE_VECTOR = "sparse"
 
-# Reciprocal-rank-fusion constant, set explicitly so every backend fuses identically
-# (60 is the value from the original RRF paper and a common default).
+# Reciprocal-rank-fusion constant (60 is the value from the original RRF paper).
 RRF_K = 60
 
 # Access-group value carried by documents every member of the tenant may see.
 PUBLIC_GROUP = "*"
 
 # Payload fields with a keyword index (tenant_id is the tenant/partition key).
-INDEXED_KEYWORD_FIELDS: tuple[str, ...] = ("tenant_id", "access_groups", "source_id", "document_id")
-REQUIRED_PAYLOAD_FIELDS: tuple[str, ...] = ("tenant_id", "access_groups")
+TENANT_FIELD = "tenant_id"
+INDEXED_KEYWORD_FIELDS: tuple[str, ...] = (
+    TENANT_FIELD,
+    "access_groups",
+    "source_id",
+    "document_id",
+)
+# HNSW links per node inside each tenant's graph. The global graph is off (m=0) because every
+# search is tenant-filtered; graphs are built for the tenant field only (enable_hnsw on the
+# other indexes is off), and only for tenants too large for an exact scan.
+HNSW_PAYLOAD_M = 16
+REQUIRED_PAYLOAD_FIELDS: tuple[str, ...] = (TENANT_FIELD, "access_groups")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -106,6 +117,37 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class HybridFusion:
+    """How a hybrid search combines the dense and the sparse ranking (docs/retrieval.md).
+
+    ``convex``: each list's scores min-max normalised over its candidates, then
+    ``dense_weight * dense + (1 - dense_weight) * sparse``. ``rrf``: the same weights on
+    reciprocal ranks, ``1 / (rrf_k + rank)``. A hit missing from one list gets 0 from it.
+    """
+
+    method: FusionMethod = "convex"
+    dense_weight: float = 0.8
+    rrf_k: int = RRF_K
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {FUSION_METHODS}")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ValueError("dense_weight must be between 0 and 1")
+        if self.rrf_k < 1:
+            raise ValueError("rrf_k must be at least 1")
+
+
+DEFAULT_FUSION = HybridFusion()
+
+# What backends get to search with: vectors by retriever name, and a function that picks the
+# hits to return from the rankings by retriever name (see VectorStore._query).
+QueryVectors = Mapping[str, list[float] | SparseVector]
+Rankings = dict[str, list[SearchHit]]
+Selector = Callable[[Rankings], list[SearchHit]]
+
+
+@dataclass(frozen=True, slots=True)
 class FieldMatch:
     """Payload ``key`` equals one of ``values`` (for list fields: any element does)."""
 
@@ -146,6 +188,50 @@ def ownership_filter(
     if document_id is not None:
         must.append(FieldMatch("document_id", (document_id,)))
     return FilterSpec(must=tuple(must))
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+def _minmax(hits: Sequence[SearchHit]) -> dict[str, float]:
+    if not hits:
+        return {}
+    high = max(h.score for h in hits)
+    low = min(h.score for h in hits)
+    span = high - low
+    return {h.id: (h.score - low) / span if span > 1e-9 else 1.0 for h in hits}
+
+
+def fuse(
+    dense_hits: Sequence[SearchHit],
+    sparse_hits: Sequence[SearchHit],
+    *,
+    limit: int,
+    fusion: HybridFusion,
+) -> list[SearchHit]:
+    """Combine two rankings of one collection, best first; ``found_by`` says who found each.
+
+    Ties are broken by id, so the order does not depend on the engine's order of equal scores.
+    """
+    scores: dict[str, float] = {}
+    hits: dict[str, SearchHit] = {}
+    for name, ranked, weight in (
+        (DENSE_VECTOR, dense_hits, fusion.dense_weight),
+        (SPARSE_VECTOR, sparse_hits, 1 - fusion.dense_weight),
+    ):
+        if fusion.method == "convex":
+            contribution = _minmax(ranked)
+        else:
+            contribution = {
+                h.id: 1.0 / (fusion.rrf_k + rank) for rank, h in enumerate(ranked, start=1)
+            }
+        for hit in ranked:
+            if hit.id not in hits:
+                hits[hit.id] = SearchHit(id=hit.id, score=0.0, payload=hit.payload, found_by=set())
+            hits[hit.id].found_by.add(name)
+            scores[hit.id] = scores.get(hit.id, 0.0) + weight * contribution[hit.id]
+    ordered = sorted(scores, key=lambda i: (-scores[i], i))[:limit]
+    return [replace(hits[point_id], score=scores[point_id]) for point_id in ordered]
 
 
 def chunk_payload(
@@ -291,12 +377,14 @@ class VectorStore(ABC):
         mode: SearchMode = "hybrid",
         limit: int = 10,
         prefetch_limit: int = 50,
+        fusion: HybridFusion = DEFAULT_FUSION,
     ) -> list[SearchHit]:
         """Search a collection or alias, always restricted to ``scope``.
 
-        hybrid: dense and sparse candidates (``prefetch_limit`` each) fused with RRF;
-        dense / sparse: that retriever alone. A hybrid query whose sparse vector is empty
-        (only stopwords) falls back to dense.
+        hybrid: the dense and the sparse retriever (``prefetch_limit`` candidates each, one
+        engine call) combined by :func:`fuse` with ``fusion``; an empty sparse vector (only
+        stopwords) leaves the dense candidates alone in the fusion. dense / sparse: that
+        retriever alone, with its own scores.
         """
         spec = scope_filter(scope)  # raises ScopeRequiredError for anything but a SearchScope
         if mode not in SEARCH_MODES:
@@ -309,16 +397,26 @@ class VectorStore(ABC):
             raise ValueError("sparse search needs a sparse vector")
         if mode == "sparse" and not sparse:
             return []
-        if mode == "hybrid" and not sparse:
-            mode = "dense"
+        queries: dict[str, list[float] | SparseVector] = {}
+        if dense is not None and mode != "sparse":
+            queries[DENSE_VECTOR] = list(map(float, dense))
+        if sparse and mode != "dense":
+            queries[SPARSE_VECTOR] = sparse
+        if mode != "hybrid":
+            return self._query(
+                collection, spec=spec, queries=queries, depth=limit, select=lambda r: r[mode]
+            )
+
+        def select(ranked: Rankings) -> list[SearchHit]:
+            dense_hits, sparse_hits = ranked[DENSE_VECTOR], ranked.get(SPARSE_VECTOR, [])
+            return fuse(dense_hits, sparse_hits, limit=limit, fusion=fusion)
+
         return self._query(
             collection,
             spec=spec,
-            dense=list(map(float, dense)) if dense is not None else None,
-            sparse=sparse,
-            mode=mode,
-            limit=limit,
-            prefetch_limit=max(prefetch_limit, limit),
+            queries=queries,
+            depth=max(prefetch_limit, limit),
+            select=select,
         )
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
@@ -348,10 +446,13 @@ class VectorStore(ABC):
         collection: str,
         *,
         spec: FilterSpec,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        mode: SearchMode,
-        limit: int,
-        prefetch_limit: int,
+        queries: QueryVectors,
+        depth: int,
+        select: Selector,
     ) -> list[SearchHit]:
-        """Run the search with ``spec`` applied to every stage (prefetches included)."""
+        """Run the named queries (``depth`` hits each, ``spec`` on every one) in one engine call.
+
+        ``select`` receives the rankings by name (each hit's ``found_by`` is that name) and
+        returns the hits to give back; they must come back with their payloads. A backend may
+        rank without payloads and load them, through ``spec`` again, for the chosen hits only.
+        """

@@ -15,14 +15,16 @@ from qdrant_client import QdrantClient, models
 
 from apps.knowledge.vectorstore.base import (
     DENSE_VECTOR,
+    HNSW_PAYLOAD_M,
     INDEXED_KEYWORD_FIELDS,
-    RRF_K,
     SPARSE_VECTOR,
+    TENANT_FIELD,
     ChunkPoint,
     CollectionNotFoundError,
     FilterSpec,
+    QueryVectors,
     SearchHit,
-    SearchMode,
+    Selector,
     SparseVector,
     VectorStore,
     VectorStoreError,
@@ -80,7 +82,7 @@ class QdrantClientStore(VectorStore):
                 },
                 # Tenant-partitioned HNSW: with is_tenant below, Qdrant builds per-tenant graphs
                 # instead of one global graph (m=0 disables the global one).
-                hnsw_config=models.HnswConfigDiff(payload_m=16, m=0),
+                hnsw_config=models.HnswConfigDiff(payload_m=HNSW_PAYLOAD_M, m=0),
             )
         except Exception as exc:  # lost a creation race with another process
             if self.client.collection_exists(name):
@@ -90,8 +92,9 @@ class QdrantClientStore(VectorStore):
             # Local mode warns that payload indexes are no-ops there; that is expected.
             warnings.simplefilter("ignore")
             for field in INDEXED_KEYWORD_FIELDS:
+                tenant = field == TENANT_FIELD
                 schema = models.KeywordIndexParams(
-                    type=models.KeywordIndexType.KEYWORD, is_tenant=field == "tenant_id"
+                    type=models.KeywordIndexType.KEYWORD, is_tenant=tenant, enable_hnsw=tenant
                 )
                 self.client.create_payload_index(name, field_name=field, field_schema=schema)
         return True
@@ -172,9 +175,7 @@ class QdrantClientStore(VectorStore):
                 id=p.id,
                 vector={
                     DENSE_VECTOR: list(map(float, p.dense)),
-                    SPARSE_VECTOR: models.SparseVector(
-                        indices=list(p.sparse.indices), values=list(p.sparse.values)
-                    ),
+                    SPARSE_VECTOR: _client_sparse(p.sparse),
                 },
                 payload=dict(p.payload),
             )
@@ -207,64 +208,34 @@ class QdrantClientStore(VectorStore):
         collection: str,
         *,
         spec: FilterSpec,
-        dense: list[float] | None,
-        sparse: SparseVector | None,
-        mode: SearchMode,
-        limit: int,
-        prefetch_limit: int,
+        queries: QueryVectors,
+        depth: int,
+        select: Selector,
     ) -> list[SearchHit]:
+        # One round trip, payloads included: a server is across the network, where a second
+        # call for the chosen payloads would cost more than sending them all. It also keeps
+        # the ranking and the payloads on one alias target.
         flt = to_client_filter(spec)
-        sparse_q = (
-            models.SparseVector(indices=list(sparse.indices), values=list(sparse.values))
-            if sparse
-            else None
-        )
-        if mode != "hybrid":
-            response = self.client.query_points(
-                collection_name=collection,
-                query=dense if mode == "dense" else sparse_q,
-                using=DENSE_VECTOR if mode == "dense" else SPARSE_VECTOR,
-                query_filter=flt,
-                limit=limit,
+        requests = [
+            models.QueryRequest(
+                query=_client_sparse(vector) if isinstance(vector, SparseVector) else vector,
+                using=name,
+                filter=flt,
+                limit=depth,
                 with_payload=True,
             )
-            return [_client_hit(p, {mode}) for p in response.points]
-        # Fused query plus each prefetch alone (ids only) in one round trip, so every hit can
-        # report which retriever found it. The filter is set on every stage.
-        fused = models.QueryRequest(
-            prefetch=[
-                models.Prefetch(query=dense, using=DENSE_VECTOR, filter=flt, limit=prefetch_limit),
-                models.Prefetch(
-                    query=sparse_q, using=SPARSE_VECTOR, filter=flt, limit=prefetch_limit
-                ),
-            ],
-            query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
-            filter=flt,
-            limit=limit,
-            with_payload=True,
-        )
-        solo = [
-            models.QueryRequest(
-                query=q, using=using, filter=flt, limit=prefetch_limit, with_payload=False
-            )
-            for q, using in ((dense, DENSE_VECTOR), (sparse_q, SPARSE_VECTOR))
+            for name, vector in queries.items()
         ]
-        fused_res, dense_res, sparse_res = self.client.query_batch_points(
-            collection_name=collection, requests=[fused, *solo]
+        responses = self.client.query_batch_points(collection_name=collection, requests=requests)
+        return select(
+            {
+                name: [
+                    SearchHit(str(p.id), float(p.score), dict(p.payload or {}), {name})
+                    for p in response.points
+                ]
+                for name, response in zip(queries, responses, strict=True)
+            }
         )
-        dense_ids = {str(p.id) for p in dense_res.points}
-        sparse_ids = {str(p.id) for p in sparse_res.points}
-        return [
-            _client_hit(
-                p,
-                {
-                    n
-                    for n, ids in (("dense", dense_ids), ("sparse", sparse_ids))
-                    if str(p.id) in ids
-                },
-            )
-            for p in fused_res.points
-        ]
 
 
 def to_client_filter(spec: FilterSpec) -> models.Filter:
@@ -279,13 +250,8 @@ def to_client_filter(spec: FilterSpec) -> models.Filter:
     return models.Filter(must=conditions)
 
 
-def _client_hit(point: Any, found_by: set[str]) -> SearchHit:
-    return SearchHit(
-        id=str(point.id),
-        score=float(point.score),
-        payload=dict(point.payload or {}),
-        found_by=found_by,
-    )
+def _client_sparse(vector: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=list(vector.indices), values=list(vector.values))
 
 
 def _is_not_found(exc: Exception) -> bool:
