@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.analytics import metrics
@@ -118,23 +119,46 @@ def _search(turn: Turn, query: str) -> list[Any]:
     return with_curated_first(tenant=turn.conversation.tenant, query=query, chunks=chunks)
 
 
-def _retrieve_and_start(turn: Turn, query: str) -> tuple[list[Any], int, Message]:
-    started = time.monotonic()
+def _retrieve(turn: Turn, query: str) -> list[Any]:
     try:
-        chunks = _search(turn, query)
+        return _search(turn, query)
     except Exception:  # no sources is handled below; the chat must go on
         logger.exception("retrieval failed for conversation %s", turn.conversation.pk)
-        chunks = []
-    retrieval_ms = int((time.monotonic() - started) * 1000)
-    message = conversation_services.assistant_message_start(
-        conversation=turn.conversation, model=settings.LLM_MODEL
+        return []
+
+
+def _embed_ahead(query: str) -> None:
+    """Embed the query while retrieval connects to the database and the answer's row is stored;
+    the embedder remembers the vector (or makes retrieval wait for it), so it is made once."""
+    from apps.knowledge import runtime
+
+    try:
+        runtime.get_embedder().embed_query(query)
+    except Exception:  # retrieval embeds again and reports the failure
+        logger.debug("embedding ahead failed", exc_info=True)
+
+
+# Retrieval embeds the query (CPU-bound) and may wait for the embedded vector store that a
+# worker holds; it runs in the loop's thread pool so the thread that every consumer's database
+# work shares is never held meanwhile.
+retrieve = db_async(_retrieve, thread_sensitive=False)
+embed_ahead = sync_to_async(_embed_ahead, thread_sensitive=False)
+
+
+async def retrieve_and_start(turn: Turn, query: str) -> tuple[list[Any], int, Message]:
+    """Sources for `query`, retrieval's wall time (ms), and the answer's new row, all at once."""
+    started = time.monotonic()
+
+    async def sources() -> tuple[list[Any], int]:
+        chunks = await retrieve(turn, query)
+        return chunks, int((time.monotonic() - started) * 1000)
+
+    _, reply, (chunks, retrieval_ms) = await asyncio.gather(
+        embed_ahead(query),
+        start_message(conversation=turn.conversation, model=settings.LLM_MODEL),
+        sources(),
     )
-    return chunks, retrieval_ms, message
-
-
-# Retrieval embeds the query (CPU-bound) and queries Qdrant; it runs in the loop's thread pool
-# so the thread that every consumer's database work shares is not held meanwhile.
-_retrieve_and_start_async = db_async(_retrieve_and_start, thread_sensitive=False)
+    return chunks, retrieval_ms, reply
 
 
 def retrieval_record(chunks: list[Any]) -> list[dict[str, Any]]:
@@ -328,7 +352,7 @@ async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
         )
 
     query = await condense_question(turn) if mode == "llm" else turn.question
-    chunks, retrieval_ms, reply = await _retrieve_and_start_async(turn, query)
+    chunks, retrieval_ms, reply = await retrieve_and_start(turn, query)
     common = {"retrieval_ms": retrieval_ms, "retrieval": retrieval_record(chunks)}
 
     if not is_confident(chunks):

@@ -1,7 +1,8 @@
 """Dense (sentence-transformers) and sparse (BM25-style) encoders for chunks and queries.
 
 The dense model is loaded lazily, once per process, from a local directory: nothing is ever
-downloaded at runtime. The sparse encoder is pure Python and deterministic, so document vectors
+downloaded at runtime; it runs on ONNX Runtime (default) or PyTorch (`EMBEDDING_BACKEND`).
+The sparse encoder is pure Python and deterministic, so document vectors
 computed by the worker and query vectors computed by the web process always agree.
 """
 
@@ -13,48 +14,108 @@ import os
 import re
 import threading
 import unicodedata
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from apps.knowledge.chunking import default_model_path
 from apps.knowledge.vectorstore.base import SparseVector
 
-if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+EMBEDDING_BACKENDS = ("onnx", "torch")
+# Query vectors remembered per embedder (384 floats each: about 0.4 MB in all).
+QUERY_CACHE_SIZE = 256
+
+
+class Encoder(Protocol):
+    """What a backend gives: unit vectors for texts, and the model's two sizes."""
+
+    dimension: int
+    max_seq_length: int
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+class TorchEncoder:
+    """sentence-transformers on PyTorch, as the model was trained."""
+
+    def __init__(self, model_path: str, *, device: str = "cpu") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model: SentenceTransformer = SentenceTransformer(
+            model_path, device=device, local_files_only=True
+        )
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:  # pragma: no cover - only for exotic models
+            raise RuntimeError("model does not report its embedding dimension")
+        self.dimension = int(dimension)
+        self.max_seq_length = int(self.model.max_seq_length)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
 class DenseEmbedder:
     """Normalised float32 sentence embeddings from a local sentence-transformers model.
 
+    `backend` is "onnx" (ONNX Runtime on an fp32 export made once per model and cached under
+    `cache_dir`; apps/knowledge/onnx_embeddings.py) or "torch" (sentence-transformers itself);
+    both give the same vectors (cosine ≥ 0.9999, checked when the export is made), so indexes
+    built with one serve queries embedded with the other. Default: `EMBEDDING_BACKEND`.
+
     Thread-safe; the model loads on first use (a few seconds, ~90 MB RAM for MiniLM), so
     importing this module or constructing the object is cheap.
     """
 
-    def __init__(self, *, model_path: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        model_path: str | None = None,
+        device: str = "cpu",
+        backend: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        from django.conf import settings
+
         self.model_path = model_path or default_model_path()
         self.device = device
-        self._model: SentenceTransformer | None = None
+        self.backend = backend or settings.EMBEDDING_BACKEND
+        if self.backend not in EMBEDDING_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(EMBEDDING_BACKENDS)}")
+        self.cache_dir = Path(cache_dir or Path(settings.DATA_DIR) / "embeddings")
+        self._encoder: Encoder | None = None
+        self._load_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, Future[np.ndarray]] = OrderedDict()
 
     @property
-    def model(self) -> SentenceTransformer:
-        """The loaded model (double-checked locking: load once even under concurrent calls)."""
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    # Offline by construction: the path is a local directory, and this guards
-                    # against any hub lookup sentence-transformers might attempt.
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    from sentence_transformers import SentenceTransformer
+    def encoder(self) -> Encoder:
+        """The loaded backend (double-checked locking: load once even under concurrent calls)."""
+        if self._encoder is None:
+            with self._load_lock:
+                if self._encoder is None:
+                    self._encoder = self._load()
+        return self._encoder
 
-                    self._model = SentenceTransformer(
-                        self.model_path, device=self.device, local_files_only=True
-                    )
-        return self._model
+    def _load(self) -> Encoder:
+        # Offline by construction: the path is a local directory, and this guards against any
+        # hub lookup sentence-transformers might attempt.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if self.backend == "torch":
+            return TorchEncoder(self.model_path, device=self.device)
+        from apps.knowledge.onnx_embeddings import OnnxEncoder, ensure_export
+
+        return OnnxEncoder(ensure_export(self.model_path, self.cache_dir))
 
     @property
     def model_name(self) -> str:
@@ -66,32 +127,46 @@ class DenseEmbedder:
     @property
     def dimension(self) -> int:
         """Embedding size (384 for all-MiniLM-L6-v2)."""
-        dim = self.model.get_embedding_dimension()
-        if dim is None:  # pragma: no cover - only for exotic models
-            raise RuntimeError("model does not report its embedding dimension")
-        return int(dim)
+        return self.encoder.dimension
 
     @property
     def max_seq_length(self) -> int:
         """Tokens the model reads before truncating (the chunker stays below this)."""
-        return int(self.model.max_seq_length)
+        return self.encoder.max_seq_length
 
     def embed_documents(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Embed chunk texts; returns an ``(n, dimension)`` float32 array of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self.encoder.encode(texts, batch_size=batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """Embed one query; returns a ``(dimension,)`` float32 unit vector."""
-        return self.embed_documents([text], batch_size=1)[0]
+        """Embed one query; returns a read-only ``(dimension,)`` float32 unit vector.
+
+        Recent queries are remembered, and a query being embedded by another thread is waited
+        for rather than embedded twice: the assistant starts embedding the question while it
+        stores the answer's row, and retrieval and curated answers then share that vector.
+        """
+        with self._lock:
+            future = self._queries.get(text)
+            owner = future is None
+            if owner:
+                future = self._queries[text] = Future()
+                while len(self._queries) > QUERY_CACHE_SIZE:
+                    self._queries.popitem(last=False)
+            else:
+                self._queries.move_to_end(text)
+        if owner:
+            try:
+                vector = self.encoder.encode([text], batch_size=1)[0]
+            except BaseException as exc:
+                with self._lock:
+                    self._queries.pop(text, None)
+                future.set_exception(exc)
+                raise
+            vector.flags.writeable = False
+            future.set_result(vector)
+        return future.result()
 
 
 _DEFAULT_EMBEDDER: DenseEmbedder | None = None

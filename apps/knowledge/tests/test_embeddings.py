@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
-from apps.knowledge.embeddings import SparseEncoder
+import numpy as np
+import pytest
+from django.conf import settings
+
+from apps.knowledge import onnx_embeddings
+from apps.knowledge.chunking import default_model_path
+from apps.knowledge.embeddings import DenseEmbedder, SparseEncoder
+from apps.knowledge.onnx_embeddings import OnnxEncoder
 
 
 def test_dense_embeddings_are_normalised_and_semantic(embedder):
@@ -57,3 +66,130 @@ def test_sparse_length_normalisation():
     w_short = dict(zip(short.indices, short.values, strict=True))[rid]
     w_long = dict(zip(long.indices, long.values, strict=True))[rid]
     assert w_short > w_long
+
+
+# --- Backends: ONNX Runtime (default) and PyTorch give the same vectors -----------------------
+
+QUERIES = [
+    "How many days do I have to return a bike?",
+    "refund",
+    "Wie lange dauert der Versand in die Schweiz?",
+    "Can I change my delivery address after ordering?",
+]
+DOCUMENTS = [
+    "## Returns\n\nYou can return any bike within 30 days of delivery for a full refund.",
+    "Frames carry a 5-year warranty and components 2 years. Wear parts are not covered.",
+    "Charge the battery at room temperature. " * 40,  # longer than the model reads
+    "Kurz.",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder():
+    return DenseEmbedder(backend="torch")
+
+
+def test_onnx_is_the_default_backend(embedder):
+    assert settings.EMBEDDING_BACKEND == "onnx"
+    assert embedder.backend == "onnx"
+    assert isinstance(embedder.encoder, OnnxEncoder)
+
+
+def test_onnx_and_torch_vectors_agree_for_queries_and_documents(embedder, torch_embedder):
+    queries = np.stack([embedder.embed_query(q) for q in QUERIES])
+    torch_queries = np.stack([torch_embedder.embed_query(q) for q in QUERIES])
+    assert np.min(np.sum(queries * torch_queries, axis=1)) >= 0.9999
+    # Batched, with texts of different lengths in one batch, in the caller's order.
+    documents = embedder.embed_documents(DOCUMENTS, batch_size=3)
+    torch_documents = torch_embedder.embed_documents(DOCUMENTS, batch_size=3)
+    assert documents.shape == torch_documents.shape == (len(DOCUMENTS), 384)
+    assert np.min(np.sum(documents * torch_documents, axis=1)) >= 0.9999
+    assert torch_embedder.max_seq_length == embedder.max_seq_length
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="onnx, torch"):
+        DenseEmbedder(backend="tensorflow")
+
+
+def test_export_is_made_once_verified_and_reused(tmp_path, monkeypatch):
+    """A real export into an empty cache; a second embedder loads it without exporting."""
+    first = DenseEmbedder(backend="onnx", cache_dir=tmp_path)
+    vector = first.embed_query("refund")
+    (exported,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    meta = json.loads((exported / onnx_embeddings.META_FILE).read_text())
+    assert meta["dimension"] == 384 and meta["max_seq_length"] == 256
+    assert meta["verified_min_cosine"] >= onnx_embeddings.MIN_COSINE
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_embeddings, "export", no_export)
+    second = DenseEmbedder(backend="onnx", cache_dir=tmp_path)
+    assert np.allclose(second.embed_query("refund"), vector, atol=1e-6)
+
+
+def test_concurrent_first_uses_export_once(tmp_path, monkeypatch):
+    calls = []
+
+    def slow_export(model_path, out):
+        calls.append(out)
+        time.sleep(0.3)  # long enough for every thread to reach the lock meanwhile
+        (out / onnx_embeddings.META_FILE).write_text("{}")
+
+    monkeypatch.setattr(onnx_embeddings, "export", slow_export)
+    model_path = default_model_path()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: onnx_embeddings.ensure_export(model_path, tmp_path), range(4))
+        )
+    assert len(calls) == 1
+    assert len(set(results)) == 1 and (results[0] / onnx_embeddings.META_FILE).is_file()
+    # No half-written export is left behind.
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [results[0].name]
+
+
+def test_a_changed_model_gets_a_new_export(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    before = onnx_embeddings.export_dir(model, tmp_path / "cache")
+    (model / "config.json").write_text('{"hidden_size": 8}')
+    assert onnx_embeddings.export_dir(model, tmp_path / "cache") != before
+
+
+class SlowEncoder:
+    """Counts calls; slow enough that concurrent callers overlap."""
+
+    dimension = 3
+    max_seq_length = 8
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, *, batch_size=32):
+        self.calls.append(list(texts))
+        time.sleep(0.2)
+        return np.tile(np.array([[0.6, 0.8, 0.0]], dtype=np.float32), (len(texts), 1))
+
+
+def test_a_query_embedded_concurrently_is_embedded_once_and_remembered():
+    embedder = DenseEmbedder(backend="onnx")
+    embedder._encoder = SlowEncoder()
+    with ThreadPoolExecutor(3) as pool:
+        vectors = list(pool.map(embedder.embed_query, ["refund"] * 3))
+    embedder.embed_query("refund")
+    embedder.embed_query("delivery")
+    assert embedder._encoder.calls == [["refund"], ["delivery"]]
+    assert all(np.array_equal(v, vectors[0]) for v in vectors)
+    assert not vectors[0].flags.writeable  # shared between callers
+
+
+def test_a_failed_query_embedding_is_not_remembered():
+    embedder = DenseEmbedder(backend="onnx")
+    embedder._encoder = SlowEncoder()
+    embedder._encoder.encode = lambda texts, batch_size=32: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        embedder.embed_query("refund")
+    embedder._encoder = SlowEncoder()
+    assert embedder.embed_query("refund").shape == (3,)
