@@ -2,7 +2,9 @@
 
 The workers are `celery -A supportai worker --pool=prefork --concurrency=1` subprocesses (the
 production pool), so the reindex runs in a pool child; the test kills that child, found through
-`inspect().active()`, at a moment when it holds the embedded store's lock. They use the test
+`inspect().active()`, while the build is stalled half-way (the test holds a row lock on the
+build's progress row, so the build cannot finish before the kill however fast the machine
+is). They use the test
 database and the same qdrant-client local-mode folder as this process, and consume a queue of
 their own (the knowledge tasks are routed there while the fixture is active), so a session-wide
 worker on the same broker never takes the reindex.
@@ -10,8 +12,7 @@ worker on the same broker never takes the reindex.
 
 from __future__ import annotations
 
-import errno
-import fcntl
+import contextlib
 import os
 import signal
 import uuid
@@ -20,10 +21,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import NamedTuple
 
+import psycopg
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
+from psycopg import sql
 
 from apps.knowledge import runtime
 from apps.knowledge.models import Chunk, KnowledgeIndex
@@ -145,21 +149,32 @@ def pid_running(worker: WorkerProcess, task_name: str) -> int | None:
     return None
 
 
-def store_lock_held_elsewhere() -> bool:
-    """Whether another process holds the embedded store's lock right now (mid-operation)."""
-    lock_path = Path(django_settings.QDRANT_PATH) / "client.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            return True
-        raise
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+@contextlib.contextmanager
+def progress_row_locked(build: KnowledgeIndex) -> Iterator[None]:
+    """Hold a row lock on the build's index row from a connection of its own.
+
+    The build writes its progress (and heartbeat) to that row after every batch, so while the
+    lock is held the worker waits inside its next write, part-way through the build.
+    """
+    db = connection.settings_dict
+    with psycopg.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"],
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+    ) as locker:
+        row = locker.execute(
+            sql.SQL("SELECT status FROM {} WHERE id = %s FOR UPDATE").format(
+                sql.Identifier(KnowledgeIndex._meta.db_table)
+            ),
+            [build.pk],
+        ).fetchone()
+        assert row == (KnowledgeIndex.Status.BUILDING,), f"the build ended first: {row}"
+        try:
+            yield
+        finally:
+            locker.rollback()
 
 
 def process_gone(pid: int) -> bool:
@@ -215,20 +230,16 @@ def test_reindex_whose_worker_is_killed_half_way_leaves_old_collection_serving(
         timeout=300,
         message=f"the reindex made no progress. Worker log:\n{first.log()[-4000:]}",
     )
-    pid = wait_until(
-        lambda: pid_running(first, REINDEX_TASK),
-        timeout=60,
-        message="Celery does not report the reindex as running",
-    )
-    assert pid != first.process.pid  # the pool child, not the worker's main process
-    # Kill it inside a store operation: the lock it holds must not outlive it.
-    wait_until(
-        lambda: build_progress(old, first) and store_lock_held_elsewhere(),
-        timeout=120,
-        message="the worker never held the store lock",
-    )
-    os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: process_gone(pid), timeout=30, message=f"pid {pid} survived SIGKILL")
+    with progress_row_locked(build):
+        # The build now stalls at its next progress write: it cannot finish before the kill.
+        pid = wait_until(
+            lambda: pid_running(first, REINDEX_TASK),
+            timeout=60,
+            message="Celery does not report the reindex as running",
+        )
+        assert pid != first.process.pid  # the pool child, not the worker's main process
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: process_gone(pid), timeout=30, message=f"pid {pid} survived SIGKILL")
 
     # Search answers from the old collection, exactly as before; the half-built one is unseen.
     assert answers(tenant) == before
