@@ -21,6 +21,7 @@ on a shared machine it moves p95 more than any code change does.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import math
 import os
@@ -148,7 +149,10 @@ def measure_pair(
     queries, raw: Callable[[tuple], object], wrapped: Callable[[tuple], object]
 ) -> tuple[list[float], list[float]]:
     """Time both paths on the same queries, interleaved, so cache and CPU noise hit both."""
-    for q in queries[: max(2, min(20, len(queries) // 5))]:  # warm caches and lazy paths
+    # Warm caches and lazy paths with every query: payloads sit in on-disk storage, and the
+    # two paths load the payloads of different points (the store's fusion picks others), so a
+    # shorter warm-up leaves page faults in whichever path is timed first.
+    for q in queries:
         raw(q)
         wrapped(q)
     raw_ms: list[float] = []
@@ -238,8 +242,11 @@ def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int):
             )
 
         info["segments"] = shard.info().segments_count
-        for q in queries:  # fault in every tenant's pages once, so no path pays for it
-            raw_hybrid(q)
+        # The benchmark holds 50k chunks' vectors as Python floats (millions of objects) that
+        # a server process would not. Without this, the cyclic GC's full passes over them land
+        # in whichever timed call allocates the most: a benchmark artefact of several ms.
+        gc.collect()
+        gc.freeze()
         raw_paths = {
             "hybrid": raw_hybrid,
             "dense": lambda q: raw_single(q, q[0], DENSE_VECTOR),
@@ -257,6 +264,7 @@ def bench_edge(points, queries, workdir: Path, *, limit: int, prefetch: int):
                 row(f"raw EdgeShard.query {mode}", raw_ms, base=label),
                 row(f"store.search {label}", store_ms, base=label),
             ]
+    gc.unfreeze()
     store.close()
     # What a process pays to (re)open the shard when it takes over the lease.
     opens = []
