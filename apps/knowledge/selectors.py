@@ -127,7 +127,7 @@ def chunk_search(
 
     Always filtered to `tenant` and to what `access_groups` may see (public documents plus
     those shared with one of the groups; `None` means an anonymous customer: public only).
-    `mode` is "hybrid" (dense + sparse fused by reciprocal rank), "dense" or "sparse".
+    `mode` is "hybrid" (dense + sparse, fused as configured), "dense" or "sparse".
     """
     scope = search_scope(tenant=tenant, access_groups=access_groups)
     if mode not in SEARCH_MODES:
