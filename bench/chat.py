@@ -8,7 +8,12 @@ ingested by the real pipeline). For each question it measures:
   the consumer, storing the customer message, the echo, retrieval (query embedding + hybrid
   search), creating the answer row, prompt building and the LLM's own time to first token;
 - direct TTFT: a streaming `chat.completions` call to the same server with the SAME final
-  prompt the assistant sent (rebuilt from the same retrieval), to its first content delta.
+  prompt the assistant sent (captured by the relay in front of the LLM server), to its first
+  content delta.
+
+uvicorn runs the product's default embedded engine (qdrant-edge; `--engine client` for
+qdrant-client's local mode). This process only ingests the knowledge before uvicorn starts and
+then lets go of the store, so nothing else touches the shard while the chat path searches.
 
 Before every measured call one short unrelated completion evicts llama.cpp's prompt cache,
 so both paths evaluate the full prompt. Routing runs on rules (ASSISTANT_DECISION=rules):
@@ -109,7 +114,7 @@ def bench_environment(**overrides: str) -> dict[str, str]:
         "CACHE_KEY_PREFIX": "bench",
         "DATA_DIR": str(data_dir),
         "QDRANT_URL": "",
-        "QDRANT_LOCAL_ENGINE": "client",
+        "QDRANT_LOCAL_ENGINE": "edge",
         "QDRANT_PATH": str(data_dir / "qdrant"),
         # Keep connections, as a production deployment would (the default 0 reconnects per
         # query, which measures PostgreSQL's connection set-up instead of the app).
@@ -259,16 +264,41 @@ class TimingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.ttft_ms: list[float] = []
+        # The JSON body of every request, in order: the direct call replays the assistant's.
+        self.bodies: list[dict] = []
         self.server: asyncio.base_events.Server | None = None
+
+    @staticmethod
+    def complete_body(request: bytes) -> dict | None:
+        """The request's JSON body once all of it (per Content-Length) has arrived."""
+        head, sep, body = request.partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if len(body) < length:
+            return None
+        return json.loads(body[:length]) if length else {}
 
     async def _serve(self, reader, writer) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         pending: list[float] = []
 
         async def upstream() -> None:
+            request = b""
             while data := await reader.read(65536):
                 if data.startswith((b"POST ", b"GET ")):
                     pending.append(time.perf_counter())
+                    request = b""
+                if request is not None:
+                    request += data
+                    body = self.complete_body(request)
+                    if body is not None:
+                        self.bodies.append(body)
+                        request = None  # until the next request on this connection
                 up_writer.write(data)
                 await up_writer.drain()
             up_writer.close()
@@ -321,31 +351,21 @@ async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, i
                 raise RuntimeError(f"unexpected frame {frame}")
 
 
-async def direct_ttft(client, model: str, messages: list[dict[str, str]], max_tokens: int):
+async def direct_ttft(client, request: dict) -> float | None:
+    """The same request the assistant sent (messages, model, limits), timed from this side."""
     started = time.perf_counter()
     stream = await client.chat.completions.create(
-        model=model, messages=messages, stream=True, max_tokens=max_tokens, temperature=0.2
+        model=request["model"],
+        messages=request["messages"],
+        stream=True,
+        max_tokens=request.get("max_tokens"),
+        temperature=request.get("temperature"),
     )
     first = None
     async for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = (time.perf_counter() - started) * 1000
     return first
-
-
-def final_prompt(tenant, question: str) -> list[dict[str, str]]:
-    """The answer prompt exactly as the assistant builds it for a first question."""
-    from django.conf import settings
-
-    from apps.assistant import prompts
-    from apps.knowledge.selectors import chunk_search
-
-    chunks = chunk_search(
-        tenant=tenant, query=question, access_groups=[], limit=settings.ASSISTANT_RETRIEVAL_LIMIT
-    )
-    return prompts.build_answer_messages(
-        company=tenant.name, language="", history=[], question=question, sources=chunks
-    )
 
 
 async def run(
@@ -365,9 +385,10 @@ async def run(
         await evict_prompt_cache(client, model)
         ws_ms, message_id = await websocket_ttft(f"{ws_url}?key={key}", origin, question)
         llm_ms_for_ws = proxy.ttft_ms[-1]
-        messages = await sync_to_async(final_prompt)(tenant, question)
+        assistant_request = proxy.bodies[-1]
+        assert question in json.dumps(assistant_request["messages"]), "not the answer call"
         await evict_prompt_cache(client, model)
-        direct_ms = await direct_ttft(client, model, messages, int(os.environ["LLM_MAX_TOKENS"]))
+        direct_ms = await direct_ttft(client, assistant_request)
         stored = await sync_to_async(Message.objects.for_tenant(tenant).get)(pk=message_id)
         if i == 0:
             continue
@@ -397,6 +418,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--decision-llm", action="store_true", help="ASSISTANT_DECISION=llm")
+    parser.add_argument(
+        "--engine", choices=["edge", "client"], default="edge", help="QDRANT_LOCAL_ENGINE"
+    )
     args = parser.parse_args()
     raise_file_limit()
     llm_port, web_port, proxy_port = free_port(), free_port(), free_port()
@@ -407,10 +431,14 @@ def main() -> None:
         ASSISTANT_DECISION="llm" if args.decision_llm else "rules",
         CHAT_RATE_CONNECTS_PER_CLIENT="0",
         CHAT_RATE_MESSAGES_PER_CLIENT="0",
+        QDRANT_LOCAL_ENGINE=args.engine,
     )
     prepare_database()
     origin = f"http://127.0.0.1:{web_port}"
     tenant, key = create_tenant(origin)
+    from apps.knowledge import runtime
+
+    runtime.reset_store()  # let go of the embedded store: from here on only uvicorn uses it
     llm = web = None
     try:
         llm = start_llm(llm_port, {**env, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"})
@@ -418,6 +446,7 @@ def main() -> None:
         print(
             f"LLM server :{llm_port} (LLM_THREADS={os.environ.get('LLM_THREADS', 'auto')}), "
             f"uvicorn :{web_port}, decision={env['ASSISTANT_DECISION']}, "
+            f"engine={args.engine}, embeddings={os.environ.get('EMBEDDING_BACKEND', 'default')}, "
             f"{args.questions} questions, {len(KNOWLEDGE)} documents"
         )
         asyncio.run(serve_and_run(args, tenant, key, web_port, origin, llm_port, proxy_port))

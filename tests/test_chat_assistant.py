@@ -18,6 +18,7 @@ from apps.conversations.testing import (
     receive_answer,
     receive_until,
 )
+from apps.knowledge import runtime
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.services import end_user_token_sign
 from tests.llm import LLMServer, free_port, llm_server, llm_settings  # noqa: F401
@@ -138,6 +139,28 @@ async def test_answer_streams_tokens_then_message_done_and_is_stored(tenant_a, c
     assert messages[-1]["content"].endswith(
         "Customer question: How many days do I have to return a bike?"
     )
+    await communicator.disconnect()
+
+
+@pytest.mark.usefixtures("llm_settings")
+async def test_question_is_embedded_once_per_answer(tenant_a, monkeypatch):
+    """The consumer starts embedding the question as it arrives, the answer flow again before
+    retrieval, and retrieval and the curated answers need it too: all share one encoding."""
+    await ingest(tenant_a, "Returns and refunds", RETURNS)
+    embedder = runtime.get_embedder()
+    encoded: list[str] = []
+    original = embedder.encoder.encode
+
+    def encode(texts, **kwargs):
+        encoded.extend(texts)
+        return original(texts, **kwargs)
+
+    monkeypatch.setattr(embedder.encoder, "encode", encode)
+    question = "Can I still return my bike after three weeks?"
+    communicator, _ = await open_chat(tenant_a)
+    _, done = await ask(communicator, question)
+    assert done["message"]["citations"], done
+    assert encoded.count(question) == 1, encoded
     await communicator.disconnect()
 
 

@@ -176,6 +176,10 @@ class OnnxEncoder:
         self.tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # By default the intra-op threads spin for a while after each run, taking a core from
+        # the event loop, the database client and (on small hosts) the LLM server. A query is
+        # a single short run, so spinning buys nothing here.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # InferenceSession.run is thread-safe: one session serves every thread of the process.
         self.session = onnxruntime.InferenceSession(
             str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]

@@ -7,10 +7,7 @@ folder as this process, so the embedded-store lock is exercised across two proce
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +16,14 @@ from apps.knowledge.models import Source
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import source_create
 from apps.knowledge.testing import knowledge_store  # noqa: F401
-from tests.conftest import REPO_ROOT, _point_celery_at, _require_redis, _stop, subprocess_env
+from tests.conftest import (
+    WorkerProcess,
+    _point_celery_at,
+    _require_redis,
+    _stop,
+    start_celery_worker,
+    subprocess_env,
+)
 
 BROKER = "redis://127.0.0.1:6379/7"
 
@@ -27,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def ingest_worker(transactional_db, knowledge_store, settings, tmp_path) -> Iterator[None]:  # noqa: F811
+def ingest_worker(transactional_db, knowledge_store, settings, tmp_path) -> Iterator[WorkerProcess]:  # noqa: F811
     import redis
 
     _require_redis(BROKER)
@@ -40,45 +44,22 @@ def ingest_worker(transactional_db, knowledge_store, settings, tmp_path) -> Iter
         KNOWLEDGE_CRAWL_ALLOW_PRIVATE="true",
         HF_HUB_OFFLINE="1",
     )
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "supportai",
-                "worker",
-                "-Q",
-                "ingest",
-                "--pool=solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel=INFO",
-                "-n",
-                f"kn-{uuid.uuid4().hex[:8]}@%h",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     previous = _point_celery_at(BROKER)
+    worker = None
     try:
-        from supportai.celery import app
-
-        deadline = time.monotonic() + 90
-        while not app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    "The Celery worker did not start (is Redis running on 127.0.0.1:6379?). "
-                    f"Its log:\n{log_path.read_text(errors='replace')[-4000:]}"
-                )
-        process.log_path = log_path  # type: ignore[attr-defined]
-        yield process
+        worker = start_celery_worker(
+            env=env,
+            log_path=tmp_path / "worker.log",
+            queues="ingest",
+            pool="solo",
+            concurrency=1,
+            name="kn",
+            timeout=90,
+        )
+        yield worker
     finally:
-        _stop(process, "knowledge worker")
+        if worker is not None:
+            _stop(worker.process, worker.node)
         _point_celery_at(previous)
 
 
@@ -98,7 +79,7 @@ def test_sync_source_runs_in_a_real_worker(ingest_worker, tenant_a):
         if time.monotonic() > deadline:
             pytest.fail(
                 f"the worker did not sync the source (status {source.status}). Its log:\n"
-                + ingest_worker.log_path.read_text(errors="replace")[-4000:]
+                + ingest_worker.log()[-4000:]
             )
         time.sleep(0.2)
     assert source.status == Source.Status.SYNCED, source.error
