@@ -10,7 +10,6 @@ import pytest
 
 from apps.assistant import llm, prompts
 from apps.assistant import services as assistant
-from apps.conversations.asyncdb import db_async as sync_to_async
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.conversations.services import conversation_start
 from apps.conversations.testing import (
@@ -18,6 +17,7 @@ from apps.conversations.testing import (
     receive_answer,
     receive_until,
 )
+from apps.core.asyncdb import db_async as sync_to_async
 from apps.knowledge import runtime
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.services import end_user_token_sign

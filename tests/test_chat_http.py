@@ -7,10 +7,10 @@ import json
 import pytest
 from django.test import AsyncClient
 
-from apps.conversations.asyncdb import db_async
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_start, message_post_customer
 from apps.conversations.testing import chat_settings, origin_of  # noqa: F401
+from apps.core.asyncdb import db_async
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create

@@ -12,7 +12,6 @@ import random
 import pytest
 
 from apps.conversations import services
-from apps.conversations.asyncdb import db_async as sync_to_async
 from apps.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -30,6 +29,7 @@ from apps.conversations.testing import (
     receive_answer,
     receive_until,
 )
+from apps.core.asyncdb import db_async as sync_to_async
 from apps.events.models import Event
 from apps.tenants.services import end_user_token_sign
 

@@ -22,7 +22,6 @@ from django.conf import settings
 from apps.analytics import metrics
 from apps.assistant import llm, prompts
 from apps.conversations import services as conversation_services
-from apps.conversations.asyncdb import db_async
 from apps.conversations.models import (
     Conversation,
     Decision,
@@ -32,6 +31,7 @@ from apps.conversations.models import (
 )
 from apps.conversations.selectors import history_for_prompt, message_wire
 from apps.core import realtime
+from apps.core.asyncdb import db_async
 
 logger = logging.getLogger(__name__)
 

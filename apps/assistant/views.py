@@ -29,10 +29,10 @@ from apps.conversations.access import (
     conversation_start_for,
     customer_message_post,
 )
-from apps.conversations.asyncdb import db_async
 from apps.conversations.ratelimit import hit_all_async
 from apps.core import realtime
 from apps.core.api import error_body
+from apps.core.asyncdb import db_async
 from apps.tenants.models import WidgetKey
 from apps.tenants.selectors import tenant_get_by_slug
 

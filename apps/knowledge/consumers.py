@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core import permissions, realtime
+from apps.core.asyncdb import db_async
 from apps.tenants.models import Role
 
 FORWARDED_TYPES = frozenset({"source.progress", "reindex.progress"})
@@ -22,7 +22,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
-@database_sync_to_async
+@db_async
 def _groups_for(user: Any, slug: str | None) -> list[str] | None:
     """Groups the user may join, or None when they may not watch what they asked for."""
     if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core import permissions, realtime
+from apps.core.asyncdb import db_async
 from apps.tenants.models import Role
 from apps.workspace import selectors
 
@@ -26,7 +26,7 @@ CHAT_TYPES = frozenset(
 )
 
 
-@database_sync_to_async
+@db_async
 def _tenant_for(user: Any, slug: str | None) -> Any:
     if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:
         return None
@@ -34,13 +34,13 @@ def _tenant_for(user: Any, slug: str | None) -> Any:
     return tenants.filter(slug=slug).first() if slug else None
 
 
-@database_sync_to_async
+@db_async
 def _card_if_visible(user: Any, tenant: Any, public_id: str) -> dict[str, Any] | None:
     conversation = selectors.conversation_visible_get(user=user, tenant=tenant, public_id=public_id)
     return selectors.conversation_card(conversation) if conversation is not None else None
 
 
-@database_sync_to_async
+@db_async
 def _visible(user: Any, tenant: Any, public_id: str) -> Any:
     return selectors.conversation_visible_get(user=user, tenant=tenant, public_id=public_id)
 

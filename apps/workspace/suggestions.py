@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.assistant import llm, prompts
 from apps.assistant import services as assistant
 from apps.conversations.models import Conversation, Message, MessageRole
+from apps.core.asyncdb import db_async
 from apps.workspace import selectors
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _public_citation(citation: dict[str, Any]) -> dict[str, Any]:
 
 async def draft_reply(*, conversation: Conversation) -> dict[str, Any]:
     """{content, citations, mode} — mode is llm, extractive (no model) or none (no question)."""
-    context = await database_sync_to_async(_context, thread_sensitive=False)(conversation)
+    context = await db_async(_context, thread_sensitive=False)(conversation)
     if context is None:
         return {"content": "", "citations": [], "mode": "none"}
     return await grounded_answer(
