@@ -64,7 +64,7 @@ def main() -> None:
 
     corpus = load_corpus(args.corpus)[: args.limit]
     embedder = runtime.get_embedder()
-    model = embedder.encoder
+    model = embedder.document_encoder
     batch = settings.KNOWLEDGE_EMBED_BATCH_SIZE
     model.encode(["warm up"] * batch, batch_size=batch)
 

@@ -308,9 +308,12 @@ if EMBEDDING_MODEL_PATH and not Path(EMBEDDING_MODEL_PATH).is_dir():
     raise ImproperlyConfigured(
         f"EMBEDDING_MODEL_PATH={EMBEDDING_MODEL_PATH!r} is not a directory with a model"
     )
-# onnx: ONNX Runtime on an fp32 export of the model, made once and cached under
-# DATA_DIR/embeddings (same vectors, queries several times faster on CPU); torch: PyTorch.
+# The backend for queries. onnx: ONNX Runtime on an fp32 export of the model, made once and
+# cached under DATA_DIR/embeddings (same vectors, a query 1.5x faster on CPU); torch: PyTorch.
 EMBEDDING_BACKEND = _choice("EMBEDDING_BACKEND", "onnx", {"onnx", "torch"})
+# The backend for document batches (ingestion, reindex): on CPU PyTorch embeds batches of chunks
+# faster than ONNX Runtime (bench/embed.py), while ONNX Runtime wins for a single query.
+EMBEDDING_DOCUMENT_BACKEND = _choice("EMBEDDING_DOCUMENT_BACKEND", "torch", {"onnx", "torch"})
 
 LLM_BASE_URL = _url("LLM_BASE_URL", "http://127.0.0.1:8001/v1", schemes={"http", "https"})
 LLM_MODEL = env.str("LLM_MODEL", default="smollm2-135m-instruct")

@@ -1,7 +1,10 @@
 """Dense (sentence-transformers) and sparse (BM25-style) encoders for chunks and queries.
 
 The dense model is loaded lazily, once per process, from a local directory: nothing is ever
-downloaded at runtime; it runs on ONNX Runtime (default) or PyTorch (`EMBEDDING_BACKEND`).
+downloaded at runtime. Queries run on ONNX Runtime (default) or PyTorch (`EMBEDDING_BACKEND`),
+document batches on PyTorch (default) or ONNX Runtime (`EMBEDDING_DOCUMENT_BACKEND`): on CPU,
+ONNX Runtime embeds one short query faster and PyTorch a batch of chunks faster, and both give
+the same vectors.
 The sparse encoder is pure Python and deterministic, so document vectors
 computed by the worker and query vectors computed by the web process always agree.
 """
@@ -68,10 +71,12 @@ class TorchEncoder:
 class DenseEmbedder:
     """Normalised float32 sentence embeddings from a local sentence-transformers model.
 
-    `backend` is "onnx" (ONNX Runtime on an fp32 export made once per model and cached under
-    `cache_dir`; apps/knowledge/onnx_embeddings.py) or "torch" (sentence-transformers itself);
-    both give the same vectors (cosine ≥ 0.9999, checked when the export is made), so indexes
-    built with one serve queries embedded with the other. Default: `EMBEDDING_BACKEND`.
+    `backend` (queries) and `document_backend` (document batches) are each "onnx" (ONNX
+    Runtime on an fp32 export made once per model and cached under `cache_dir`;
+    apps/knowledge/onnx_embeddings.py) or "torch" (sentence-transformers itself). Both give the
+    same vectors (cosine ≥ 0.9999, checked when the export is made), so indexes built with one
+    serve queries embedded with the other. Defaults: `EMBEDDING_BACKEND` and
+    `EMBEDDING_DOCUMENT_BACKEND`; a process loads only the backends it uses.
 
     Thread-safe; the model loads on first use (a few seconds, ~90 MB RAM for MiniLM), so
     importing this module or constructing the object is cheap.
@@ -83,6 +88,7 @@ class DenseEmbedder:
         model_path: str | None = None,
         device: str = "cpu",
         backend: str | None = None,
+        document_backend: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
         from django.conf import settings
@@ -90,28 +96,42 @@ class DenseEmbedder:
         self.model_path = model_path or default_model_path()
         self.device = device
         self.backend = backend or settings.EMBEDDING_BACKEND
-        if self.backend not in EMBEDDING_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(EMBEDDING_BACKENDS)}")
+        self.document_backend = document_backend or settings.EMBEDDING_DOCUMENT_BACKEND
+        for name in (self.backend, self.document_backend):
+            if name not in EMBEDDING_BACKENDS:
+                raise ValueError(f"backend must be one of {', '.join(EMBEDDING_BACKENDS)}")
         self.cache_dir = Path(cache_dir or Path(settings.DATA_DIR) / "embeddings")
-        self._encoder: Encoder | None = None
+        self._encoders: dict[str, Encoder] = {}
         self._load_lock = threading.Lock()
         self._lock = threading.Lock()
         self._queries: OrderedDict[str, Future[np.ndarray]] = OrderedDict()
 
     @property
     def encoder(self) -> Encoder:
-        """The loaded backend (double-checked locking: load once even under concurrent calls)."""
-        if self._encoder is None:
-            with self._load_lock:
-                if self._encoder is None:
-                    self._encoder = self._load()
-        return self._encoder
+        """The query backend, loaded on first use."""
+        return self._encoder_for(self.backend)
 
-    def _load(self) -> Encoder:
+    @property
+    def document_encoder(self) -> Encoder:
+        """The document-batch backend, loaded on first use (the same object when the two
+        settings name the same backend)."""
+        return self._encoder_for(self.document_backend)
+
+    def _encoder_for(self, backend: str) -> Encoder:
+        # Double-checked locking: each backend loads once even under concurrent calls.
+        encoder = self._encoders.get(backend)
+        if encoder is None:
+            with self._load_lock:
+                encoder = self._encoders.get(backend)
+                if encoder is None:
+                    encoder = self._encoders[backend] = self._load(backend)
+        return encoder
+
+    def _load(self, backend: str) -> Encoder:
         # Offline by construction: the path is a local directory, and this guards against any
         # hub lookup sentence-transformers might attempt.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        if self.backend == "torch":
+        if backend == "torch":
             return TorchEncoder(self.model_path, device=self.device)
         from apps.knowledge.onnx_embeddings import OnnxEncoder, ensure_export
 
@@ -138,7 +158,7 @@ class DenseEmbedder:
         """Embed chunk texts; returns an ``(n, dimension)`` float32 array of unit vectors."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return self.encoder.encode(texts, batch_size=batch_size)
+        return self.document_encoder.encode(texts, batch_size=batch_size)
 
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query; returns a read-only ``(dimension,)`` float32 unit vector.

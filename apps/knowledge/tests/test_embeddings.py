@@ -12,7 +12,7 @@ from django.conf import settings
 
 from apps.knowledge import onnx_embeddings
 from apps.knowledge.chunking import default_model_path
-from apps.knowledge.embeddings import DenseEmbedder, SparseEncoder
+from apps.knowledge.embeddings import DenseEmbedder, SparseEncoder, TorchEncoder
 from apps.knowledge.onnx_embeddings import OnnxEncoder
 
 
@@ -86,16 +86,32 @@ DOCUMENTS = [
 
 @pytest.fixture(scope="module")
 def torch_embedder():
-    return DenseEmbedder(backend="torch")
+    return DenseEmbedder(backend="torch", document_backend="torch")
 
 
-def test_onnx_is_the_default_backend(embedder):
+@pytest.fixture(scope="module")
+def onnx_embedder():
+    return DenseEmbedder(backend="onnx", document_backend="onnx")
+
+
+def test_queries_default_to_onnx_and_document_batches_to_torch(embedder):
     assert settings.EMBEDDING_BACKEND == "onnx"
-    assert embedder.backend == "onnx"
+    assert settings.EMBEDDING_DOCUMENT_BACKEND == "torch"
+    assert (embedder.backend, embedder.document_backend) == ("onnx", "torch")
     assert isinstance(embedder.encoder, OnnxEncoder)
+    assert isinstance(embedder.document_encoder, TorchEncoder)
+    # A chunk embedded by the document backend is found by the same text as a query.
+    [document] = embedder.embed_documents(["Frames carry a 5-year warranty."])
+    assert float(document @ embedder.embed_query("Frames carry a 5-year warranty.")) >= 0.9999
 
 
-def test_onnx_and_torch_vectors_agree_for_queries_and_documents(embedder, torch_embedder):
+def test_one_backend_for_both_loads_one_model():
+    embedder = DenseEmbedder(backend="onnx", document_backend="onnx")
+    assert embedder.document_encoder is embedder.encoder
+
+
+def test_onnx_and_torch_vectors_agree_for_queries_and_documents(onnx_embedder, torch_embedder):
+    embedder = onnx_embedder
     queries = np.stack([embedder.embed_query(q) for q in QUERIES])
     torch_queries = np.stack([torch_embedder.embed_query(q) for q in QUERIES])
     assert np.min(np.sum(queries * torch_queries, axis=1)) >= 0.9999
@@ -110,6 +126,8 @@ def test_onnx_and_torch_vectors_agree_for_queries_and_documents(embedder, torch_
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="onnx, torch"):
         DenseEmbedder(backend="tensorflow")
+    with pytest.raises(ValueError, match="onnx, torch"):
+        DenseEmbedder(document_backend="tensorflow")
 
 
 def test_export_is_made_once_verified_and_reused(tmp_path, monkeypatch):
@@ -175,21 +193,21 @@ class SlowEncoder:
 
 def test_a_query_embedded_concurrently_is_embedded_once_and_remembered():
     embedder = DenseEmbedder(backend="onnx")
-    embedder._encoder = SlowEncoder()
+    encoder = embedder._encoders["onnx"] = SlowEncoder()
     with ThreadPoolExecutor(3) as pool:
         vectors = list(pool.map(embedder.embed_query, ["refund"] * 3))
     embedder.embed_query("refund")
     embedder.embed_query("delivery")
-    assert embedder._encoder.calls == [["refund"], ["delivery"]]
+    assert encoder.calls == [["refund"], ["delivery"]]
     assert all(np.array_equal(v, vectors[0]) for v in vectors)
     assert not vectors[0].flags.writeable  # shared between callers
 
 
 def test_a_failed_query_embedding_is_not_remembered():
     embedder = DenseEmbedder(backend="onnx")
-    embedder._encoder = SlowEncoder()
-    embedder._encoder.encode = lambda texts, batch_size=32: 1 / 0
+    failing = embedder._encoders["onnx"] = SlowEncoder()
+    failing.encode = lambda texts, batch_size=32: 1 / 0
     with pytest.raises(ZeroDivisionError):
         embedder.embed_query("refund")
-    embedder._encoder = SlowEncoder()
+    embedder._encoders["onnx"] = SlowEncoder()
     assert embedder.embed_query("refund").shape == (3,)
