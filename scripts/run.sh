@@ -16,6 +16,9 @@ export PUBLIC_URL="${PUBLIC_URL:-http://${HOST}:${PORT}}"
 PY=.venv/bin/python
 mkdir -p var/log
 
+# Each server runs in a session of its own (setsid), so Ctrl-C reaches only this script, which
+# then stops each one with SIGTERM: a Celery worker shuts its pool down itself (pool processes
+# signalled directly can die holding the pool's queue lock and leave the worker hanging).
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -29,11 +32,11 @@ $PY manage.py migrate --noinput >/dev/null
 $PY manage.py seed_demo --public-url "$PUBLIC_URL"
 
 if [ "$LLM_BASE_URL" = "http://127.0.0.1:${LLM_PORT}/v1" ]; then
-  $PY -m supportai.local_llm --port "$LLM_PORT" >var/log/llm.log 2>&1 & pids+=($!)
+  setsid $PY -m supportai.local_llm --port "$LLM_PORT" >var/log/llm.log 2>&1 & pids+=($!)
 fi
-$PY -m workers worker >var/log/worker.log 2>&1 & pids+=($!)
-$PY -m workers beat >var/log/beat.log 2>&1 & pids+=($!)
-.venv/bin/uvicorn supportai.asgi:application --host "$HOST" --port "$PORT" --ws websockets-sansio \
+setsid $PY -m workers worker >var/log/worker.log 2>&1 & pids+=($!)
+setsid $PY -m workers beat >var/log/beat.log 2>&1 & pids+=($!)
+setsid .venv/bin/uvicorn supportai.asgi:application --host "$HOST" --port "$PORT" --ws websockets-sansio \
   --log-level warning & pids+=($!)
 
 for _ in $(seq 1 60); do
