@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_args
 
@@ -188,6 +188,15 @@ def ownership_filter(
     if document_id is not None:
         must.append(FieldMatch("document_id", (document_id,)))
     return FilterSpec(must=tuple(must))
+
+
+def rankings(queries: QueryVectors, results: Iterable[Iterable[Any]]) -> Rankings:
+    """An engine's answers (one list of scored points per query, in the order of ``queries``)
+    as hits by retriever name; each hit's ``found_by`` is that retriever."""
+    return {
+        name: [SearchHit(str(p.id), float(p.score), dict(p.payload or {}), {name}) for p in points]
+        for name, points in zip(queries, results, strict=True)
+    }
 
 
 # --------------------------------------------------------------------------- fusion

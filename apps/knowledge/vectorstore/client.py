@@ -28,6 +28,7 @@ from apps.knowledge.vectorstore.base import (
     SparseVector,
     VectorStore,
     VectorStoreError,
+    rankings,
     validate_name,
 )
 
@@ -227,15 +228,7 @@ class QdrantClientStore(VectorStore):
             for name, vector in queries.items()
         ]
         responses = self.client.query_batch_points(collection_name=collection, requests=requests)
-        return select(
-            {
-                name: [
-                    SearchHit(str(p.id), float(p.score), dict(p.payload or {}), {name})
-                    for p in response.points
-                ]
-                for name, response in zip(queries, responses, strict=True)
-            }
-        )
+        return select(rankings(queries, (response.points for response in responses)))
 
 
 def to_client_filter(spec: FilterSpec) -> models.Filter:

@@ -53,6 +53,7 @@ from apps.knowledge.vectorstore.base import (
     SparseVector,
     VectorStore,
     VectorStoreError,
+    rankings,
     validate_name,
 )
 
@@ -473,15 +474,7 @@ class EdgeVectorStore(VectorStore):
             ]
         )
         with self._shard(self._resolve(collection)) as shard:
-            results = shard.query_batch(batch)
-            ranked = {
-                name: [
-                    SearchHit(str(p.id), float(p.score), dict(p.payload or {}), {name})
-                    for p in points
-                ]
-                for name, points in zip(queries, results, strict=True)
-            }
-            chosen = select(ranked)
+            chosen = select(rankings(queries, shard.query_batch(batch)))
             if inline or not chosen:
                 return chosen
             # The scope filter again, with the ids: every read goes through the tenant filter.
