@@ -154,7 +154,9 @@ def export(model_path: str | Path, out: Path) -> None:
     }
 
     encoder = OnnxEncoder(out, meta=meta)
-    reference = model.encode(list(PROBE_TEXTS), normalize_embeddings=True, batch_size=2)
+    reference = model.encode(
+        list(PROBE_TEXTS), normalize_embeddings=True, batch_size=2, show_progress_bar=False
+    )
     worst = float(np.min(np.sum(reference * encoder.encode(PROBE_TEXTS, batch_size=2), axis=1)))
     if worst < MIN_COSINE:
         raise RuntimeError(f"ONNX export of {model_path} differs from PyTorch (cosine {worst})")

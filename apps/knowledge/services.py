@@ -773,12 +773,17 @@ def _abandon(index: KnowledgeIndex, error: str, *, stale_before: Any = None) -> 
     return marked
 
 
-def index_rebuild_request() -> None:
-    """ "Start reindex": queue a full reindex unless one is running (builds whose worker died
-    are swept first, so they do not block it)."""
+def _refuse_while_building() -> None:
+    """409 while a full reindex is running; builds whose worker died are swept first, so they
+    do not block the next one."""
     index_fail_stale_builds()
     if KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.BUILDING).exists():
         raise ApplicationError("A reindex is already running.", code="conflict", status_code=409)
+
+
+def index_rebuild_request() -> None:
+    """ "Start reindex": queue a full reindex unless one is running."""
+    _refuse_while_building()
     from apps.knowledge.tasks import reindex
 
     transaction.on_commit(reindex.delay)
@@ -805,9 +810,7 @@ def index_rebuild(
                 "A new model or chunking applies to every tenant; reindex without tenant_id."
             )
         return _refresh_tenant(tenant_id)
-    index_fail_stale_builds()
-    if KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.BUILDING).exists():
-        raise ApplicationError("A reindex is already running.", code="conflict", status_code=409)
+    _refuse_while_building()
     old = active_index()
     store = runtime.get_store()
     embedder = runtime.get_embedder(model_path)
