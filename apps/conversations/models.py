@@ -115,6 +115,15 @@ class Decision(models.TextChoices):
     CLARIFY = "clarify", "Ask to clarify"
     HANDOFF = "handoff", "Hand off"
     EXTRACTIVE = "extractive", "Excerpts (no language model)"
+    DECLINE = "decline", "Declined (not answerable from the knowledge)"
+
+
+class AnswerStrategy(models.TextChoices):
+    """How the answer engine made an assistant message (ASSISTANT_MODE)."""
+
+    EXTRACTIVE = "extractive", "Extractive (sentences from the sources)"
+    GENERATIVE = "generative", "Generative (the model, unchecked)"
+    GROUNDED = "grounded", "Grounded (the model, checked sentence by sentence)"
 
 
 class Message(TenantScopedModel):
@@ -149,6 +158,15 @@ class Message(TenantScopedModel):
     tokens_estimated = models.BooleanField(default=False)
     # [{chunk_id, document_id, score, found_by, rank}] for every retrieved chunk, used or not.
     retrieval = models.JSONField(default=list, blank=True)
+    # The answer engine's account of an assistant answer: the strategy asked for, how confident
+    # it was that the knowledge answers the question (0-1), and what the groundedness guard did:
+    # {"outcome": grounded|fell_back|extractive|generative|declined|chitchat, "reason": str,
+    #  "dropped": [{"sentence", "reason"}], "signals": {...}}.
+    strategy = models.CharField(
+        max_length=16, choices=AnswerStrategy.choices, blank=True, default=""
+    )
+    answerability = models.FloatField(null=True, blank=True)
+    grounding = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -5,6 +5,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from apps.core.models import PublicIdMixin, TenantScopedModel, TimestampedModel
@@ -26,6 +27,14 @@ def validate_origin(value: str) -> None:
         )
 
 
+class UnanswerableAction(models.TextChoices):
+    """What the assistant does when the knowledge does not answer a question."""
+
+    DECLINE = "decline", "Say it does not know"
+    OFFER = "offer", "Say it does not know and offer a person"
+    HANDOFF = "handoff", "Hand the conversation to a person"
+
+
 class Tenant(PublicIdMixin, TimestampedModel):
     """A company using SupportAI. Everything it owns carries its id."""
 
@@ -38,6 +47,21 @@ class Tenant(PublicIdMixin, TimestampedModel):
         help_text="Origins whose pages may embed the chat widget, e.g. https://www.example.com",
     )
     settings = models.JSONField(default=dict, blank=True)
+    # Answers whose answerability (0-1) falls below this are not given; empty: the product's
+    # calibrated default (ASSISTANT_ANSWERABILITY_THRESHOLD).
+    answer_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Answerability (0-1) below which the assistant does not answer. Empty: the "
+        "calibrated default.",
+    )
+    unanswerable_action = models.CharField(
+        max_length=16,
+        choices=UnanswerableAction.choices,
+        default=UnanswerableAction.OFFER,
+        help_text="What the assistant does when the knowledge does not answer a question.",
+    )
     # Signs end-user tokens (HMAC) that identify a logged-in customer to the widget.
     end_user_secret = models.CharField(max_length=64, default=_end_user_secret, editable=False)
 
