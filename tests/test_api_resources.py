@@ -33,6 +33,8 @@ from apps.integrations.services import api_key_revoke
 from apps.knowledge.models import Document, Source
 from apps.knowledge.services import source_create
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from apps.workspace.selectors import inbox_default
+from apps.workspace.services import inbox_grant
 from tests.test_api_integrations import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_cache", "knowledge_store")
@@ -46,6 +48,9 @@ RETURNS = (
 
 def _world_objects(world, tag: str) -> dict:
     tenant = world.tenant
+    # The agent works the default inbox, so the API lets them (and integrations naming them)
+    # see and answer its conversations (tests/test_security_authorization.py has the rest).
+    inbox_grant(inbox=inbox_default(tenant=tenant), agent=world.agent)
     contact = Contact.objects.create(
         tenant=tenant, external_id=f"crm-{tag}", email=f"{tag}@example.com", name=tag.title()
     )

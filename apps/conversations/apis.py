@@ -25,7 +25,12 @@ from apps.conversations.filters import (
     MessageFilter,
 )
 from apps.conversations.models import Contact, Conversation, Feedback, Message
-from apps.conversations.selectors import conversation_get, conversation_list
+from apps.conversations.selectors import (
+    contacts_for,
+    conversation_get_for,
+    conversation_user_may_work,
+    conversations_for,
+)
 from apps.conversations.serializers import (
     AgentMessageCreateSerializer,
     AskAnswerSerializer,
@@ -40,6 +45,7 @@ from apps.conversations.serializers import (
     MessageSerializer,
 )
 from apps.core.api import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
+from apps.core.errors import ApplicationError
 from apps.integrations.api_auth import ApiCursorPagination, acting_user
 from apps.integrations.models import Scope
 
@@ -53,11 +59,25 @@ class MessageCursorPagination(ApiCursorPagination):
     ordering = "id"
 
 
-def _conversation_or_404(tenant: Any, public_id: Any) -> Conversation:
-    conversation = conversation_get(tenant=tenant, public_id=public_id)
+def _conversation_or_404(view: TenantApiViewSet, public_id: Any) -> Conversation:
+    """The conversation if the caller may see it: a tenant's API key sees the whole tenant, a
+    person the conversations of the inboxes they are granted (as in the admin and console)."""
+    conversation = conversation_get_for(
+        tenant=view.tenant, user=acting_user(view.request), public_id=public_id
+    )
     if conversation is None:
         raise exceptions.NotFound("No such conversation.")
     return conversation
+
+
+def _agent_who_may_work(conversation: Conversation, agent: Any) -> Any:
+    """`agent`, if they may work the conversation (hold a grant on its inbox, or are an admin)."""
+    if not conversation_user_may_work(conversation=conversation, user=agent):
+        raise ApplicationError(
+            "That member may not work this conversation (no grant on its inbox).",
+            extra={"agent": str(agent.pk)},
+        )
+    return agent
 
 
 def _conversation_path_parameter(name: str) -> OpenApiParameter:
@@ -86,10 +106,10 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
     ordering_fields = ["created_at", "updated_at"]
 
     def get_queryset(self):
-        return conversation_list(tenant=self.tenant)
+        return conversations_for(tenant=self.tenant, user=acting_user(self.request))
 
     def _reply(self, conversation: Conversation) -> Response:
-        conversation = _conversation_or_404(self.tenant, conversation.public_id)
+        conversation = _conversation_or_404(self, conversation.public_id)
         return Response(ConversationSerializer(conversation).data)
 
     @extend_schema(
@@ -119,6 +139,7 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         agent = api_services.tenant_agent_find(
             tenant=self.tenant, agent=self.validated(AssignSerializer)["agent"]
         )
+        agent = _agent_who_may_work(conversation, agent)
         return self._reply(services.conversation_assign(conversation=conversation, agent=agent))
 
     @extend_schema(
@@ -164,7 +185,7 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantApiVi
 
     def conversation(self) -> Conversation:
         if not hasattr(self, "_conversation"):
-            self._conversation = _conversation_or_404(self.tenant, self.kwargs["conversation_id"])
+            self._conversation = _conversation_or_404(self, self.kwargs["conversation_id"])
         return self._conversation
 
     def get_queryset(self):
@@ -177,9 +198,16 @@ class MessageViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantApiVi
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         conversation = self.conversation()
         data = self.validated(AgentMessageCreateSerializer)
+        user = acting_user(request)
+        if user is not None and data.get("agent") not in (None, ""):
+            named = api_services.tenant_agent_find(tenant=self.tenant, agent=data["agent"])
+            if named.pk != user.pk:
+                # People reply as themselves; only an integration's key names who replies.
+                raise exceptions.PermissionDenied("You can only reply as yourself.")
         agent = api_services.agent_for_reply(
-            conversation=conversation, agent=data.get("agent"), user=acting_user(request)
+            conversation=conversation, agent=data.get("agent"), user=user
         )
+        agent = _agent_who_may_work(conversation, agent)
         message = services.message_post_agent(
             conversation=conversation, agent=agent, content=data["content"]
         )
@@ -233,7 +261,7 @@ class ContactViewSet(
     ordering_fields = ["created_at", "updated_at"]
 
     def get_queryset(self):
-        return Contact.objects.for_tenant(self.tenant)
+        return contacts_for(tenant=self.tenant, user=acting_user(self.request))
 
     def perform_create(self, serializer: ContactSerializer) -> None:
         serializer.instance = api_services.contact_create(
@@ -305,12 +333,13 @@ class ContactConversationViewSet(mixins.ListModelMixin, TenantApiViewSet):
     ordering_fields = ["created_at", "updated_at"]
 
     def get_queryset(self):
-        contact = Contact.objects.for_tenant(self.tenant).filter(
+        user = acting_user(self.request)
+        contact = contacts_for(tenant=self.tenant, user=user).filter(
             public_id=self.kwargs["contact_id"]
         )
         if not contact.exists():
             raise exceptions.NotFound("No such contact.")
-        return conversation_list(tenant=self.tenant).filter(contact__in=contact)
+        return conversations_for(tenant=self.tenant, user=user).filter(contact__in=contact)
 
 
 # --- Feedback and questions -----------------------------------------------------------------------
@@ -338,12 +367,17 @@ class FeedbackViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, TenantApiV
     ordering_fields = ["created_at"]
 
     def get_queryset(self):
-        return Feedback.objects.for_tenant(self.tenant).select_related("conversation")
+        visible = conversations_for(tenant=self.tenant, user=acting_user(self.request))
+        return (
+            Feedback.objects.for_tenant(self.tenant)
+            .filter(conversation__in=visible.values("pk"))
+            .select_related("conversation")
+        )
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = self.validated(FeedbackCreateSerializer)
         feedback = api_services.feedback_create(
-            conversation=_conversation_or_404(self.tenant, data["conversation_id"]),
+            conversation=_conversation_or_404(self, data["conversation_id"]),
             rating=data["rating"],
             message_id=data.get("message_id"),
             comment=data.get("comment", ""),
@@ -372,7 +406,7 @@ class AskViewSet(TenantCommandViewSet):
         data = self.validated(AskSerializer)
         conversation = None
         if data.get("conversation_id"):
-            conversation = _conversation_or_404(self.tenant, data["conversation_id"])
+            conversation = _conversation_or_404(self, data["conversation_id"])
         conversation, question, answer = api_services.ask(
             tenant=self.tenant,
             question=data["question"],

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 
 from apps.conversations.models import Contact, Conversation, Message, MessageRole
+from apps.core import permissions
+from apps.tenants.models import Role
+
+# Which conversations of a tenant a person may see is decided by the workspace's inbox grants.
+# The workspace sits above this app, so it registers its rule at start-up (WorkspaceConfig.ready)
+# instead of being imported from here.
+VisibilityRule = Callable[..., QuerySet[Conversation]]
+_visibility_rule: VisibilityRule | None = None
+
+
+def conversation_visibility_register(rule: VisibilityRule) -> None:
+    """Set the rule `rule(user=, tenant=) -> conversations of tenant the user may see`."""
+    global _visibility_rule
+    _visibility_rule = rule
 
 
 def conversation_get(*, tenant: Any, public_id: str | uuid.UUID) -> Conversation | None:
@@ -29,6 +45,48 @@ def conversation_list(*, tenant: Any, status: str | None = None) -> QuerySet[Con
     if status:
         queryset = queryset.filter(status=status)
     return queryset
+
+
+def conversations_for(*, tenant: Any, user: Any) -> QuerySet[Conversation]:
+    """Conversations of `tenant` the caller may see.
+
+    `user` is the signed-in person, or None for a tenant's API key (whose scopes already cover
+    the whole tenant). People see the conversations of the inboxes they are granted; owners and
+    admins see all of them.
+    """
+    if user is None:
+        return conversation_list(tenant=tenant)
+    if _visibility_rule is None:
+        raise ImproperlyConfigured("No conversation visibility rule; is apps.workspace installed?")
+    return _visibility_rule(user=user, tenant=tenant).select_related("contact", "assigned_agent")
+
+
+def conversation_get_for(
+    *, tenant: Any, user: Any, public_id: str | uuid.UUID
+) -> Conversation | None:
+    """The conversation with this public id if the caller may see it (see `conversations_for`)."""
+    try:
+        public_id = uuid.UUID(str(public_id))
+    except (ValueError, TypeError):
+        return None
+    return conversations_for(tenant=tenant, user=user).filter(public_id=public_id).first()
+
+
+def contacts_for(*, tenant: Any, user: Any) -> QuerySet[Contact]:
+    """Contacts of `tenant` the caller may see: all for keys and admins; for agents, the
+    contacts of conversations they may see."""
+    contacts = Contact.objects.for_tenant(tenant)
+    if user is None or permissions.has_role(user=user, tenant=tenant, role=Role.ADMIN):
+        return contacts
+    visible = conversations_for(tenant=tenant, user=user).exclude(contact=None)
+    return contacts.filter(pk__in=visible.values("contact_id"))
+
+
+def conversation_user_may_work(*, conversation: Conversation, user: Any) -> bool:
+    """Whether the person may see (and so answer or be given) this conversation."""
+    return (
+        conversations_for(tenant=conversation.tenant, user=user).filter(pk=conversation.pk).exists()
+    )
 
 
 def contact_get_by_external_id(*, tenant: Any, external_id: str) -> Contact | None:

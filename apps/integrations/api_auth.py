@@ -38,7 +38,9 @@ SCOPE_MIN_ROLE: dict[str, Role] = {
     Scope.CONVERSATIONS_READ: Role.AGENT,
     Scope.CONVERSATIONS_WRITE: Role.AGENT,
     Scope.CONTACTS_READ: Role.AGENT,
-    Scope.CONTACTS_WRITE: Role.AGENT,
+    # Contacts come from the CRM and the widget's signed tokens; agents read the contacts of
+    # the conversations they work, and only admins change them by hand.
+    Scope.CONTACTS_WRITE: Role.ADMIN,
     Scope.KNOWLEDGE_READ: Role.AGENT,
     Scope.KNOWLEDGE_WRITE: Role.ADMIN,
     Scope.ANALYTICS_READ: Role.ADMIN,

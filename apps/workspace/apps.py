@@ -6,3 +6,10 @@ class WorkspaceConfig(AppConfig):
     label = "workspace"
     verbose_name = "Agent workspace"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The REST API (in the chat app, a layer below) asks the inbox grants who sees what.
+        from apps.conversations.selectors import conversation_visibility_register
+        from apps.workspace.selectors import conversations_visible
+
+        conversation_visibility_register(conversations_visible)
