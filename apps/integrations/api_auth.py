@@ -147,9 +147,16 @@ def required_scopes_for(view: Any, request: Request) -> list[str]:
     if not isinstance(mapping, dict):
         raise ImproperlyConfigured(f"{type(view).__name__} uses HasScope without required_scopes")
     action = getattr(view, "action", None) or request.method.lower()
+    if action == "head" and "head" not in mapping:
+        action = "get"  # HEAD is GET without the body: the same scopes guard it
     scopes = mapping.get(action, mapping.get("*"))
-    unrouted = getattr(view, "action", None) is None or action == "metadata"
-    if scopes is None and getattr(view, "action_map", None) is not None and unrouted:
+    if getattr(view, "action_map", None) is None:
+        # A plain APIView: OPTIONS only describes the endpoint, and a method without a handler
+        # is answered 405 by DRF next. Nothing to guard, and no reason for a 500.
+        unrouted = action == "options" or not hasattr(view, request.method.lower())
+    else:
+        unrouted = getattr(view, "action", None) is None or action == "metadata"
+    if scopes is None and unrouted:
         # A method the viewset does not route (DRF answers 405 next) or OPTIONS, which only
         # describes the endpoint: nothing to guard, and no reason for a 500.
         return []
