@@ -34,6 +34,9 @@ COUNTS = [
     "conversations_deflected",
     "answers",
     "answers_unanswered",
+    "answers_grounded",
+    "answers_fell_back",
+    "answers_declined",
     "thumbs_up",
     "thumbs_down",
     "csat_count",
@@ -80,6 +83,9 @@ class TotalsSerializer(serializers.Serializer):
     conversations_deflected = serializers.IntegerField()
     answers = serializers.IntegerField()
     answers_unanswered = serializers.IntegerField()
+    answers_grounded = serializers.IntegerField()
+    answers_fell_back = serializers.IntegerField()
+    answers_declined = serializers.IntegerField()
     thumbs_up = serializers.IntegerField()
     thumbs_down = serializers.IntegerField()
     csat_count = serializers.IntegerField()
@@ -89,6 +95,9 @@ class TotalsSerializer(serializers.Serializer):
     deflection_rate = serializers.FloatField(allow_null=True)
     handoff_rate = serializers.FloatField(allow_null=True)
     unanswered_rate = serializers.FloatField(allow_null=True)
+    grounded_rate = serializers.FloatField(allow_null=True)
+    fell_back_rate = serializers.FloatField(allow_null=True)
+    declined_rate = serializers.FloatField(allow_null=True)
     thumbs_up_rate = serializers.FloatField(allow_null=True)
     csat_average = serializers.FloatField(allow_null=True)
 
@@ -117,6 +126,9 @@ def summarize(rows: list[DailyTenantStats]) -> dict[str, Any]:
         deflection_rate=_ratio(totals["conversations_deflected"], totals["conversations_active"]),
         handoff_rate=_ratio(handed_off_active, totals["conversations_active"]),
         unanswered_rate=_ratio(totals["answers_unanswered"], totals["answers"]),
+        grounded_rate=_ratio(totals["answers_grounded"], totals["answers"]),
+        fell_back_rate=_ratio(totals["answers_fell_back"], totals["answers"]),
+        declined_rate=_ratio(totals["answers_declined"], totals["answers"]),
         thumbs_up_rate=_ratio(totals["thumbs_up"], totals["thumbs_up"] + totals["thumbs_down"]),
         csat_average=_ratio(csat_sum, totals["csat_count"]),
     )

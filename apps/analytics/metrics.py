@@ -23,7 +23,13 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 TASK_BUCKETS = (0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0)
 TOKENS_PER_SECOND_BUCKETS = (1, 2, 5, 10, 20, 40, 80, 160, 320)
 
-DECISIONS = frozenset({"answer", "clarify", "handoff", "extractive"})
+DECISIONS = frozenset({"answer", "clarify", "handoff", "extractive", "decline"})
+# What the answer engine did with an answer (`Message.grounding["outcome"]`); the same set as
+# apps.conversations.selectors.GROUNDING_OUTCOMES, spelled out so this module imports no app.
+ANSWER_OUTCOMES = frozenset(
+    {"grounded", "fell_back", "extractive", "generative", "declined", "chitchat", "handoff"}
+)
+ANSWERABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LLM_ERROR_KINDS = frozenset({"timeout", "connection", "server", "bad_response", "other"})
 
 RETRIEVAL_SECONDS = Histogram(
@@ -52,6 +58,17 @@ COMPLETION_TOKENS = Counter(
 )
 PROMPT_TOKENS = Counter("supportai_prompt_tokens", "Prompt tokens sent for answers.")
 ANSWERS = Counter("supportai_answers", "Assistant answers, by decision.", ["decision"])
+ANSWER_OUTCOME_COUNT = Counter(
+    "supportai_assistant_answers",
+    "Assistant answers, by what the answer engine did: grounded, fell_back (to the extractive "
+    "answer), extractive, generative, declined, chitchat, handoff; other when none was recorded.",
+    ["outcome"],
+)
+ANSWERABILITY = Histogram(
+    "supportai_answerability",
+    "Answerability (0-1) the answer engine gave each answer it scored.",
+    buckets=ANSWERABILITY_BUCKETS,
+)
 LLM_ERRORS = Counter(
     "supportai_llm_errors",
     "Calls to the language model that failed, by kind (timeout, connection, server, ...).",
@@ -77,6 +94,10 @@ CELERY_TASK_FAILURES = Counter(
 
 def _decision(value: str | None) -> str:
     return value if value in DECISIONS else "other"
+
+
+def _outcome(value: Any) -> str:
+    return value if isinstance(value, str) and value in ANSWER_OUTCOMES else "other"
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -125,7 +146,8 @@ def observe_answer(
 
 
 def observe_answer_message(message: Any) -> None:
-    """`observe_answer` from a finished assistant `Message` (what the chat path just stored)."""
+    """`observe_answer` from a finished assistant `Message` (what the chat path just stored),
+    plus the answer engine's outcome and answerability."""
     observe_answer(
         retrieval_ms=message.retrieval_ms,
         first_token_ms=message.first_token_ms,
@@ -134,6 +156,19 @@ def observe_answer_message(message: Any) -> None:
         prompt_tokens=message.prompt_tokens,
         decision=message.decision,
     )
+    grounding = getattr(message, "grounding", None)
+    observe_answer_outcome(
+        outcome=grounding.get("outcome") if isinstance(grounding, dict) else None,
+        answerability=getattr(message, "answerability", None),
+    )
+
+
+def observe_answer_outcome(*, outcome: str | None, answerability: float | None) -> None:
+    """Count one answer by its grounding outcome (unknown or missing: "other") and observe its
+    answerability when it has one."""
+    ANSWER_OUTCOME_COUNT.labels(outcome=_outcome(outcome)).inc()
+    if answerability is not None:
+        ANSWERABILITY.observe(min(1.0, max(0.0, float(answerability))))
 
 
 def llm_error(kind: str) -> None:

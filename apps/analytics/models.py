@@ -43,6 +43,14 @@ class DailyTenantStats(TenantScopedModel):
     csat_count = models.PositiveIntegerField(default=0)
     csat_average = models.FloatField(null=True, blank=True)
 
+    # What the answer engine did with the answers (Message.grounding["outcome"]).
+    answers_grounded = models.PositiveIntegerField(default=0)
+    answers_fell_back = models.PositiveIntegerField(default=0)
+    answers_declined = models.PositiveIntegerField(default=0)
+    grounded_rate = models.FloatField(null=True, blank=True)
+    fell_back_rate = models.FloatField(null=True, blank=True)
+    declined_rate = models.FloatField(null=True, blank=True)
+
     # Latency (milliseconds) and tokens.
     retrieval_ms_p50 = models.FloatField(null=True, blank=True)
     retrieval_ms_p95 = models.FloatField(null=True, blank=True)

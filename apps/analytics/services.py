@@ -34,6 +34,9 @@ from apps.events.models import Event, EventType
 ANSWERED_DECISIONS = frozenset({Decision.ANSWER})
 # Decisions that gave the customer help from the knowledge (for deflection).
 HELPFUL_DECISIONS = frozenset({Decision.ANSWER, Decision.EXTRACTIVE})
+# Grounding outcomes counted as declined: the knowledge does not answer the question, or the
+# request was off-topic (chit-chat, general knowledge) and was declined politely.
+DECLINED_OUTCOMES = frozenset({"declined", "chitchat"})
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -132,6 +135,7 @@ def rollup_values(*, tenant: Any, day: dt.date) -> dict[str, Any]:
             "total_ms",
             "prompt_tokens",
             "completion_tokens",
+            "grounding__outcome",
         )
     )
     unanswered = sum(
@@ -142,6 +146,10 @@ def rollup_values(*, tenant: Any, day: dt.date) -> dict[str, Any]:
     retrieval = [row[3] for row in answer_rows if row[3] is not None]
     first_token = [row[4] for row in answer_rows if row[4] is not None]
     total = [row[5] for row in answer_rows if row[5] is not None]
+    outcomes = [row[8] for row in answer_rows]
+    grounded = sum(1 for outcome in outcomes if outcome == "grounded")
+    fell_back = sum(1 for outcome in outcomes if outcome == "fell_back")
+    declined = sum(1 for outcome in outcomes if outcome in DECLINED_OUTCOMES)
 
     feedback = Feedback.objects.for_tenant(tenant).filter(created_at__gte=start, created_at__lt=end)
     thumbs = feedback.filter(kind=FeedbackKind.THUMBS).aggregate(
@@ -174,6 +182,12 @@ def rollup_values(*, tenant: Any, day: dt.date) -> dict[str, Any]:
         "answers": len(answer_rows),
         "answers_unanswered": unanswered,
         "unanswered_rate": _rate(unanswered, len(answer_rows)),
+        "answers_grounded": grounded,
+        "answers_fell_back": fell_back,
+        "answers_declined": declined,
+        "grounded_rate": _rate(grounded, len(answer_rows)),
+        "fell_back_rate": _rate(fell_back, len(answer_rows)),
+        "declined_rate": _rate(declined, len(answer_rows)),
         "thumbs_up": thumbs["up"],
         "thumbs_down": thumbs["down"],
         "thumbs_up_rate": _rate(thumbs["up"], thumbs["up"] + thumbs["down"]),

@@ -95,6 +95,9 @@ def _summary(rows: list[Any]) -> dict[str, Any]:
         "deflection_rate": _ratio(total("conversations_deflected"), total("conversations_active")),
         "handoff_rate": _ratio(total("conversations_handed_off"), total("conversations_active")),
         "unanswered_rate": _ratio(total("answers_unanswered"), total("answers")),
+        "grounded_rate": _ratio(total("answers_grounded"), total("answers")),
+        "fell_back_rate": _ratio(total("answers_fell_back"), total("answers")),
+        "declined_rate": _ratio(total("answers_declined"), total("answers")),
         "thumbs_up": total("thumbs_up"),
         "thumbs_down": total("thumbs_down"),
         "thumbs_up_rate": _ratio(total("thumbs_up"), total("thumbs_up") + total("thumbs_down")),
@@ -131,6 +134,17 @@ def _charts(rows: list[Any], days: list[dt.date]) -> list[Any]:
                 charts.Series("deflection", "#3b82f6", values("deflection_rate")),
                 charts.Series("handoff", "#f59e0b", values("handoff_rate")),
                 charts.Series("unanswered", "#ef4444", values("unanswered_rate")),
+            ],
+        ),
+        charts.chart(
+            title="Answers: grounded, fell back to extractive, declined",
+            days=days,
+            y_max=1.0,
+            y_format=charts.percent,
+            series=[
+                charts.Series("grounded", "#10b981", values("grounded_rate")),
+                charts.Series("fell back", "#f59e0b", values("fell_back_rate")),
+                charts.Series("declined", "#6b7280", values("declined_rate")),
             ],
         ),
         charts.chart(

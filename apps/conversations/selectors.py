@@ -1,4 +1,4 @@
-"""Reads for contacts, conversations and messages, and the wire shape of a message."""
+"""Reads for contacts, conversations and messages, and the wire shapes of a message."""
 
 from __future__ import annotations
 
@@ -145,6 +145,76 @@ def citation_wire(citation: dict[str, Any]) -> dict[str, Any]:
         "title": citation.get("title") or "",
         "url": citation.get("url") or None,
         "snippet": citation.get("snippet") or "",
+    }
+
+
+# What the answer engine records in `Message.grounding["outcome"]`; anything else reads "other".
+GROUNDING_OUTCOMES = (
+    "grounded",
+    "fell_back",
+    "extractive",
+    "generative",
+    "declined",
+    "chitchat",
+    "handoff",
+)
+DROPPED_MAX = 20
+
+
+def grounding_outcome(message: Message) -> str | None:
+    """The message's grounding outcome: one of GROUNDING_OUTCOMES, "other", or None if unset."""
+    grounding = message.grounding if isinstance(message.grounding, dict) else {}
+    outcome = grounding.get("outcome")
+    if not outcome:
+        return None
+    return outcome if outcome in GROUNDING_OUTCOMES else "other"
+
+
+def grounding_wire(message: Message) -> dict[str, Any] | None:
+    """What the groundedness guard did to an assistant answer, for agents and integrators:
+    the outcome, why, and the sentences it kept from the customer. None when nothing was
+    recorded (customer, agent and system messages; answers from before the answer engine).
+
+    The engine's internal signals stay on the server; they change with calibration.
+    """
+    grounding = message.grounding if isinstance(message.grounding, dict) else {}
+    outcome = grounding_outcome(message)
+    if outcome is None:
+        return None
+    dropped = grounding.get("dropped") if isinstance(grounding.get("dropped"), list) else []
+    return {
+        "outcome": outcome,
+        "reason": str(grounding.get("reason") or ""),
+        "dropped": [
+            {"sentence": str(d.get("sentence") or ""), "reason": str(d.get("reason") or "")}
+            for d in dropped[:DROPPED_MAX]
+            if isinstance(d, dict)
+        ],
+    }
+
+
+def answer_engine_wire(message: Message) -> dict[str, Any]:
+    """How the answer engine made the message: strategy, answerability (0-1), grounding."""
+    answerability = message.answerability
+    return {
+        "strategy": message.strategy or "",
+        "answerability": round(float(answerability), 4) if answerability is not None else None,
+        "grounding": grounding_wire(message),
+    }
+
+
+def message_event_payload(message: Message) -> dict[str, Any]:
+    """The `message.created` event (and webhook) payload of a message."""
+    return {
+        "conversation_id": str(message.conversation.public_id),
+        "message_id": message.pk,
+        "role": message.role,
+        "content": message.content,
+        "status": message.status,
+        "citations": message.citations,
+        "decision": message.decision,
+        "created_at": message.created_at.isoformat(),
+        **answer_engine_wire(message),
     }
 
 

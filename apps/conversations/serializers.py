@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from apps.conversations.api_services import MAX_DB_INTEGER, SETTABLE_STATUSES
 from apps.conversations.models import (
+    AnswerStrategy,
     Channel,
     Contact,
     Conversation,
@@ -21,6 +22,12 @@ from apps.conversations.models import (
     Message,
     MessageRole,
     MessageStatus,
+)
+from apps.conversations.selectors import (
+    GROUNDING_OUTCOMES,
+    answer_engine_wire,
+    citation_wire,
+    grounding_wire,
 )
 
 ATTRIBUTES_MAX_BYTES = 16 * 1024
@@ -191,22 +198,73 @@ class CitationSerializer(serializers.Serializer):
     snippet = serializers.CharField(allow_blank=True)
 
 
+class DroppedSentenceSerializer(serializers.Serializer):
+    sentence = serializers.CharField(help_text="What the model wrote; the customer never saw it.")
+    reason = serializers.CharField(help_text="Why the guard dropped it.")
+
+
+class GroundingSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=[*GROUNDING_OUTCOMES, "other"],
+        help_text=(
+            "`grounded`: the model's answer passed the groundedness guard; `fell_back`: it "
+            "failed and the customer got the extractive answer; `extractive` / `generative`: "
+            "made by that strategy alone; `declined`: the knowledge does not answer the "
+            "question; `chitchat`: an off-topic request, declined politely; `handoff`: "
+            "passed to a person."
+        ),
+    )
+    reason = serializers.CharField(allow_blank=True)
+    dropped = DroppedSentenceSerializer(
+        many=True, help_text="Sentences the guard kept from the customer, and why."
+    )
+
+
 class MessageSerializer(serializers.ModelSerializer):
     role = serializers.ChoiceField(choices=MessageRole.choices, read_only=True)
     status = serializers.ChoiceField(choices=MessageStatus.choices, read_only=True)
     citations = serializers.SerializerMethodField()
     author = AgentSerializer(read_only=True, allow_null=True)
+    strategy = serializers.ChoiceField(
+        choices=[("", "None"), *AnswerStrategy.choices],
+        read_only=True,
+        help_text="How the assistant made the answer; empty for other messages.",
+    )
+    answerability = serializers.SerializerMethodField(
+        help_text="How sure the assistant was (0-1) that the knowledge answers the question; "
+        "null for other messages."
+    )
+    grounding = serializers.SerializerMethodField(
+        help_text="What the groundedness guard did; null for other messages."
+    )
 
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "citations", "author", "created_at"]
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "citations",
+            "author",
+            "strategy",
+            "answerability",
+            "grounding",
+            "created_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(CitationSerializer(many=True))
     def get_citations(self, obj: Message) -> list[dict[str, Any]]:
-        from apps.conversations.selectors import citation_wire
-
         return [citation_wire(c) for c in obj.citations or []]
+
+    @extend_schema_field(serializers.FloatField(allow_null=True, min_value=0, max_value=1))
+    def get_answerability(self, obj: Message) -> float | None:
+        return answer_engine_wire(obj)["answerability"]
+
+    @extend_schema_field(GroundingSerializer(allow_null=True))
+    def get_grounding(self, obj: Message) -> dict[str, Any] | None:
+        return grounding_wire(obj)
 
 
 class AgentMessageCreateSerializer(serializers.Serializer):
@@ -274,6 +332,7 @@ class AskAnswerSerializer(serializers.Serializer):
     answer = MessageSerializer(allow_null=True)
     decision = serializers.CharField(
         allow_blank=True,
-        help_text="`answer`, `clarify`, `extractive` (excerpts, no language model) or `handoff`.",
+        help_text="`answer`, `clarify`, `extractive` (excerpts, no language model), `decline` "
+        "(the knowledge does not answer the question) or `handoff`.",
     )
     handed_off = serializers.BooleanField()

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 from unfold.admin import ModelAdmin
@@ -45,7 +46,16 @@ class TenantAdmin(TenantRoleMixin, ModelAdmin):
     list_display = ("name", "slug", "is_active", "created_at")
     search_fields = ("name", "slug")
     readonly_fields = ("public_id", "created_at", "updated_at")
-    fields = ("name", "slug", "is_active", "allowed_origins", "settings", "public_id")
+    fields = (
+        "name",
+        "slug",
+        "is_active",
+        "allowed_origins",
+        "answer_threshold",
+        "unanswerable_action",
+        "settings",
+        "public_id",
+    )
     inlines = [WidgetKeyInline, MembershipInline]
     view_role = Role.AGENT
     change_role = Role.ADMIN
@@ -68,6 +78,14 @@ class TenantAdmin(TenantRoleMixin, ModelAdmin):
         if not request.user.is_superuser:
             fields += ["slug", "is_active"]
         return fields
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        default = getattr(settings, "ASSISTANT_ANSWERABILITY_THRESHOLD", None)
+        if db_field.name == "answer_threshold" and field is not None and default is not None:
+            # Say what "empty" means on this installation.
+            field.help_text = f"{db_field.help_text} (now {float(default):.2f})"
+        return field
 
 
 class MembershipAddForm(forms.ModelForm):

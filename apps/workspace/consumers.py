@@ -24,6 +24,9 @@ CLOSE_FORBIDDEN = 4403
 CHAT_TYPES = frozenset(
     {"message", "token", "message_done", "typing", "handoff", "agent_joined", "status"}
 )
+# Frames that carry a whole message; agents get its console form (strategy, answerability,
+# what the guard dropped), which the customer's widget never receives.
+MESSAGE_FRAMES = frozenset({"message", "message_done"})
 
 
 @db_async
@@ -43,6 +46,13 @@ def _card_if_visible(user: Any, tenant: Any, public_id: str) -> dict[str, Any] |
 @db_async
 def _visible(user: Any, tenant: Any, public_id: str) -> Any:
     return selectors.conversation_visible_get(user=user, tenant=tenant, public_id=public_id)
+
+
+@db_async
+def _console_message(conversation: Any, message_id: Any) -> dict[str, Any] | None:
+    """The console form of a message of the watched conversation (tenant-scoped), or None."""
+    message = selectors.transcript_message(conversation=conversation, message_id=message_id)
+    return selectors.message_console_wire(message) if message is not None else None
 
 
 class ConsoleConsumer(AsyncJsonWebsocketConsumer):
@@ -126,6 +136,16 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 )
             return
         if kind in CHAT_TYPES and self.watched is not None:
+            message = payload.get("message")
+            if (
+                kind in MESSAGE_FRAMES
+                and isinstance(message, dict)
+                and message.get("role") == "assistant"
+                and message.get("status") != "streaming"
+            ):
+                console = await _console_message(self.watched, message.get("id"))
+                if console is not None:
+                    payload = {**payload, "message": console}
             await self.send_json(
                 {
                     "type": "chat",

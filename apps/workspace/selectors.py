@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from apps.conversations.models import Conversation, ConversationStatus, Message
+from apps.conversations.selectors import answer_engine_wire
 from apps.core import permissions
 from apps.tenants.models import Role, Tenant
 from apps.workspace.models import WORK_INBOX, CuratedAnswer, Inbox
@@ -150,6 +151,18 @@ def transcript(*, conversation: Conversation) -> list[Message]:
     )
 
 
+def transcript_message(*, conversation: Conversation, message_id: Any) -> Message | None:
+    """One message of the conversation, by id (None for anything else)."""
+    if not isinstance(message_id, int) or isinstance(message_id, bool):
+        return None
+    return (
+        Message.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation=conversation, pk=message_id)
+        .select_related("author")
+        .first()
+    )
+
+
 def message_console_wire(message: Message) -> dict[str, Any]:
     """A message for agents: the customer's view plus how an answer came about."""
     author = message.author
@@ -167,6 +180,8 @@ def message_console_wire(message: Message) -> dict[str, Any]:
         "retrieval_ms": message.retrieval_ms,
         "first_token_ms": message.first_token_ms,
         "total_ms": message.total_ms,
+        # Strategy, answerability and what the groundedness guard dropped (agents only).
+        **answer_engine_wire(message),
     }
 
 
