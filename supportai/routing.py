@@ -10,8 +10,12 @@ from apps.workspace.consumers import ConsoleConsumer
 
 websocket_urlpatterns: list = [
     *chat_websocket_urlpatterns,
-    # Admin pages (session cookie): live knowledge sync and reindex progress.
-    path("ws/admin/knowledge/", AuthMiddlewareStack(KnowledgeAdminConsumer.as_asgi())),
+    # Admin pages (session cookie, so only from this site's own pages, or another site could
+    # open it with the admin's cookie): live knowledge sync and reindex progress.
+    path(
+        "ws/admin/knowledge/",
+        AllowedHostsOriginValidator(AuthMiddlewareStack(KnowledgeAdminConsumer.as_asgi())),
+    ),
     # Agent console (session cookie, so only from this site's own pages): queue and replies.
     path(
         "ws/console/",
