@@ -578,3 +578,57 @@ def test_metrics_count_answers_by_grounding_outcome(client, settings, tenant_a):
     assert 'supportai_assistant_answers_total{outcome="fell_back"}' in body
     assert "tenant-42-made-up" not in body
     assert "supportai_answerability_bucket" in body
+
+
+# --- In a real browser ----------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_console_in_chromium_shows_strategy_score_and_what_was_dropped(
+    live_server_process, tenant_a
+):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser_workspace import _chromium, _session_for
+
+    markup = "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
+    grounding = {
+        **FELL_BACK,
+        "dropped": [*FELL_BACK["dropped"], {"sentence": markup, "reason": "markup"}],
+    }
+    conversation, _ = _answer(tenant_a, grounding=grounding)
+    chat.handoff_request(conversation=conversation, reason="customer_request")
+    _grant_default(tenant_a, tenant_a.agent)
+    session_id = _session_for(tenant_a.agent)
+    server = live_server_process
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.add_cookies([{"name": "sessionid", "value": session_id, "url": server.url}])
+            page = context.new_page()
+            page.goto(f"{server.url}/console/acme/")
+            page.locator('[data-testid="queue-item"]').click()
+            engine = page.locator('[data-testid="answer-engine"]')
+            expect(engine).to_have_count(1, timeout=15000)
+            expect(engine).to_have_attribute("data-outcome", "fell_back")
+            expect(engine).to_contain_text("Strategy: grounded")
+            expect(engine).to_contain_text("answerability 0.42")
+            expect(engine).to_contain_text("fell back to the extractive answer")
+            expect(page.locator('[data-testid="grounding-reason"]')).to_contain_text(
+                FELL_BACK["reason"]
+            )
+            engine.locator("summary").click()
+            dropped = page.locator('[data-testid="dropped-sentence"]')
+            expect(dropped).to_have_count(2)
+            expect(dropped.nth(0)).to_contain_text(INVENTED)
+            expect(dropped.nth(0)).to_contain_text("number 3.50 is not in the cited sources")
+            expect(dropped.nth(1)).to_contain_text(markup)  # shown as text, never as markup
+            assert page.evaluate("document.body.dataset.pwned") is None
+        except BaseException:
+            print(server.log()[-6000:])
+            raise
+        finally:
+            browser.close()
