@@ -361,6 +361,7 @@ def test_idempotency_works_for_session_users(tenant_a):
 
 
 def test_a_retry_while_the_first_request_runs_is_409(tenant_a, api_key_for):
+    from apps.integrations.idempotency import key_digest as idempotency_key_digest
     from apps.integrations.models import IdempotencyRecord
 
     client = api_key_for(tenant_a.tenant)
@@ -368,7 +369,7 @@ def test_a_retry_while_the_first_request_runs_is_409(tenant_a, api_key_for):
     # What the first request leaves while it is still running: a claimed key, no response yet.
     IdempotencyRecord.objects.create(
         tenant=tenant_a.tenant,
-        key="busy",
+        key=idempotency_key_digest("busy"),
         principal=f"key:{client.api_key.pk}",
         method="POST",
         path=f"{API}/webhooks/subscriptions/",

@@ -5,16 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 
 from apps.core.admin import TenantScopedAdmin
 from apps.core.errors import ApplicationError
 from apps.integrations import services
 from apps.integrations.models import ApiKey, Scope, WebhookDelivery, WebhookSubscription
 from apps.tenants.models import Role
+
+_SECRETS_ATTR = "_supportai_secrets_once"
+
+
+def _secret_page(
+    request: HttpRequest, admin_site: Any, *, what: str, secrets: list[dict], next_url: str
+) -> HttpResponse:
+    """A page showing new secrets once, in the answer to the form that made them.
+
+    Not a flash message: Django keeps those in the `messages` cookie (signed, not encrypted),
+    which the browser would send back and keep. The page is never cached.
+    """
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Copy {what}",
+        "what": what,
+        "secrets": secrets,
+        "next_url": next_url,
+    }
+    response = TemplateResponse(request, "admin/integrations/secret_once.html", context)
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store, " + response["Cache-Control"]
+    return response
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -62,9 +88,18 @@ class ApiKeyAdmin(TenantScopedAdmin):
             raise PermissionDenied("You cannot add keys to this tenant.")
         obj.created_by = request.user
         plaintext = services.api_key_issue(api_key=obj)
-        messages.warning(
+        setattr(request, _SECRETS_ATTR, [{"label": obj.name, "secret": plaintext}])
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: Any = None):
+        secrets = getattr(request, _SECRETS_ATTR, None)
+        if not secrets:
+            return super().response_add(request, obj, post_url_continue)
+        return _secret_page(
             request,
-            f"API key created: {plaintext} — copy it now; it will not be shown again.",
+            self.admin_site,
+            what="the new API key",
+            secrets=secrets,
+            next_url=reverse("admin:integrations_apikey_changelist"),
         )
 
     @admin.action(description="Revoke selected API keys")
@@ -117,20 +152,45 @@ class WebhookSubscriptionAdmin(TenantScopedAdmin):
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
         if not change:
-            messages.warning(
-                request, f"Signing secret: {obj.secret} — copy it now; it is shown only once."
-            )
+            setattr(request, _SECRETS_ATTR, [{"label": obj.url, "secret": obj.secret}])
+
+    def response_add(
+        self, request: HttpRequest, obj: WebhookSubscription, post_url_continue: Any = None
+    ):
+        secrets = getattr(request, _SECRETS_ATTR, None)
+        if not secrets:
+            return super().response_add(request, obj, post_url_continue)
+        return _secret_page(
+            request,
+            self.admin_site,
+            what="the signing secret",
+            secrets=secrets,
+            next_url=reverse("admin:integrations_webhooksubscription_changelist"),
+        )
 
     @admin.action(description="Rotate the signing secret of selected subscriptions")
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]):
+        secrets = []
         for subscription in queryset:
             if self._allowed(request, self.change_role, subscription):
                 services.webhook_subscription_rotate_secret(subscription=subscription)
-                messages.warning(
-                    request,
-                    f"New secret for {subscription.url}: {subscription.secret} "
-                    "(the old one co-signs for 24 hours).",
+                secrets.append(
+                    {
+                        "label": subscription.url,
+                        "secret": subscription.secret,
+                        "note": "The old secret co-signs for 24 hours.",
+                    }
                 )
+        if not secrets:
+            self.message_user(request, "No subscription rotated.")
+            return None
+        return _secret_page(
+            request,
+            self.admin_site,
+            what="the new signing secrets",
+            secrets=secrets,
+            next_url=reverse("admin:integrations_webhooksubscription_changelist"),
+        )
 
 
 @admin.register(WebhookDelivery)

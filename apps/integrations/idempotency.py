@@ -7,6 +7,11 @@ under (tenant, key); a retry with the same key and the same body gets that respo
 or sender is refused with 422; a retry while the first is still running gets 409. A request that
 does not succeed stores nothing, so it can be retried with the same key.
 
+A stored response may hold a secret shown only once (a new API key, a webhook secret), so it is
+encrypted (Fernet) with a key derived from SECRET_KEY, the sender and the client's
+Idempotency-Key, and the Idempotency-Key itself is stored only as an HMAC digest. A database
+dump alone cannot be read; only the client that sends the same key again can get the response.
+
 This is middleware, not a DRF class, so every API view gets it without opting in. It therefore
 identifies the caller itself (the same API-key check DRF uses, or the session user and the tenant
 they name); a request it cannot identify is passed on untouched and the view refuses it.
@@ -14,10 +19,14 @@ they name); a request it cannot identify is passed on untouched and the view ref
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from datetime import timedelta
 
+from cryptography.fernet import Fernet, InvalidToken
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
@@ -37,6 +46,19 @@ MAX_KEY_LENGTH = 255
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse(error_body(code=code, message=message), status=status)
+
+
+def key_digest(key: str) -> str:
+    """What the database keeps of a client's Idempotency-Key (the lookup key)."""
+    secret = settings.SECRET_KEY.encode()
+    return hmac.new(secret, b"idempotency-key:" + key.encode(), hashlib.sha256).hexdigest()
+
+
+def _body_cipher(*, key: str, principal: str) -> Fernet:
+    """The cipher for a stored response: only a request with the same key and sender has it."""
+    material = f"idempotency-body:{principal}:{key}".encode()
+    derived = hmac.new(settings.SECRET_KEY.encode(), material, hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))
 
 
 def _csrf_ok(request: HttpRequest) -> bool:
@@ -111,10 +133,13 @@ class IdempotencyMiddleware:
         path = request.get_full_path()
         body_hash = hashlib.sha256(request.body).hexdigest()
         record, created = _claim(
-            tenant=tenant, key=key, principal=principal, path=path, body_hash=body_hash
+            tenant=tenant, key=key_digest(key), principal=principal, path=path, body_hash=body_hash
         )
+        cipher = _body_cipher(key=key, principal=principal)
         if not created:
-            return self._replay(record, principal=principal, path=path, body_hash=body_hash)
+            return self._replay(
+                record, principal=principal, path=path, body_hash=body_hash, cipher=cipher
+            )
 
         response = self.get_response(request)
         records = IdempotencyRecord.objects.for_tenant(tenant).filter(pk=record.pk)
@@ -124,12 +149,18 @@ class IdempotencyMiddleware:
         records.update(
             status_code=response.status_code,
             content_type=response.get("Content-Type", ""),
-            response_body=response.content.decode("utf-8", errors="replace"),
+            response_body=cipher.encrypt(response.content).decode("ascii"),
         )
         return response
 
     def _replay(
-        self, record: IdempotencyRecord, *, principal: str, path: str, body_hash: str
+        self,
+        record: IdempotencyRecord,
+        *,
+        principal: str,
+        path: str,
+        body_hash: str,
+        cipher: Fernet,
     ) -> HttpResponse:
         if (record.principal, record.path, record.body_hash) != (principal, path, body_hash):
             return _error(
@@ -143,8 +174,16 @@ class IdempotencyMiddleware:
                 "idempotency_key_in_progress",
                 f"A request with this {HEADER} is still being processed; retry shortly.",
             )
-        response = HttpResponse(
-            record.response_body, status=record.status_code, content_type=record.content_type
-        )
+        try:
+            body = cipher.decrypt(record.response_body.encode("ascii"))
+        except (InvalidToken, ValueError):
+            # Stored before SECRET_KEY changed (or before bodies were encrypted): the request
+            # ran once already, so running it again would do it twice.
+            return _error(
+                409,
+                "idempotency_key_unreadable",
+                f"The response stored for this {HEADER} can no longer be read; use a new key.",
+            )
+        response = HttpResponse(body, status=record.status_code, content_type=record.content_type)
         response[REPLAYED_HEADER] = "true"
         return response
