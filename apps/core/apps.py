@@ -5,3 +5,9 @@ class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
     verbose_name = "Core"
+
+    def ready(self) -> None:
+        from apps.core.health import mark_process_started
+
+        # /readyz counts the workers' start-up grace from here (apps.core.health).
+        mark_process_started()

@@ -1,7 +1,8 @@
 """Readiness checks, one per component. Each answers within its own timeout.
 
 The report names components only: it never carries tenant data, so it is safe to expose to a
-load balancer.
+load balancer. A component that has not had time to come up since this process started (the
+workers, until beat's first heartbeat) is "starting" rather than failed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,22 @@ from django.db import connection
 from django.utils import timezone
 
 CHECK_TIMEOUT = 2.0
+# When this process started (set again by CoreConfig.ready()); the workers get one heartbeat
+# interval from then before their silence counts as a failure.
+_process_started = time.monotonic()
+
+
+def mark_process_started() -> None:
+    global _process_started
+    _process_started = time.monotonic()
+
+
+def seconds_since_start() -> float:
+    return time.monotonic() - _process_started
+
+
+class Starting(Exception):
+    """The component is not up yet, and still has time to come up."""
 
 
 @dataclass
@@ -26,6 +43,7 @@ class ComponentStatus:
     required: bool
     detail: str
     latency_ms: float = 0.0
+    starting: bool = False
 
 
 def check_database() -> str:
@@ -83,6 +101,14 @@ def check_celery() -> str:
 
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
     alive = WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).count()
+    waited = seconds_since_start()
+    if not alive and waited < settings.WORKER_HEARTBEAT_MAX_AGE:
+        # Beat sends the first heartbeat some 30 s after it starts, and the worker needs its own
+        # start-up time to run it: silence that young is a start, not a failure.
+        raise Starting(
+            f"waiting for the first worker heartbeat ({waited:.0f}s since start, "
+            f"expected within {settings.WORKER_HEARTBEAT_MAX_AGE}s)"
+        )
     if not alive:
         raise RuntimeError(
             f"no worker heartbeat in the last {settings.WORKER_HEARTBEAT_MAX_AGE}s "
@@ -103,9 +129,12 @@ CHECKS: dict[str, Callable[[], str]] = {
 def _run(name: str, check: Callable[[], str]) -> ComponentStatus:
     started = time.perf_counter()
     required = name in settings.READINESS_REQUIRED
+    starting = False
     try:
         detail = check()
         ok = True
+    except Starting as exc:
+        detail, ok, starting = f"starting: {exc}", False, True
     except Exception as exc:  # noqa: BLE001 — any failure of a component is its status
         detail = f"{type(exc).__name__}: {exc}"[:300]
         ok = False
@@ -117,15 +146,29 @@ def _run(name: str, check: Callable[[], str]) -> ComponentStatus:
         required=required,
         detail=detail,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        starting=starting,
     )
 
 
+def overall_status(components: dict[str, ComponentStatus]) -> tuple[bool, str]:
+    """(ready, status). Ready when every required component is ok. The status is the worst of:
+    fail (a required component failed), degraded (an optional one failed), starting (some are
+    still coming up), ok."""
+    ready = all(c.ok for c in components.values() if c.required)
+    failed = [c for c in components.values() if not c.ok and not c.starting]
+    if any(c.required for c in failed):
+        return ready, "fail"
+    if failed:
+        return ready, "degraded"
+    if any(c.starting for c in components.values()):
+        return ready, "starting"
+    return ready, "ok"
+
+
 def readiness_report() -> tuple[bool, dict]:
-    """(ready, report): ready is False when a required component fails."""
+    """(ready, report): ready is False when a required component fails or is still starting."""
     with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
         futures = {name: pool.submit(_run, name, check) for name, check in CHECKS.items()}
         components = {name: future.result() for name, future in futures.items()}
-    ready = all(c.ok for c in components.values() if c.required)
-    degraded = not all(c.ok for c in components.values())
-    status = "fail" if not ready else ("degraded" if degraded else "ok")
+    ready, status = overall_status(components)
     return ready, {"status": status, "components": {n: asdict(c) for n, c in components.items()}}
