@@ -68,6 +68,14 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
     conversation = chat.conversation_start(tenant=tenant, contact=contact)
     chat.message_post_customer(conversation=conversation, text="Where is my order?")
     answer = chat.assistant_message_start(conversation=conversation)
+    # The answer engine's fields, so responses are checked with them filled in, not just null.
+    answer.strategy, answer.answerability = "grounded", 0.83
+    answer.grounding = {
+        "outcome": "fell_back",
+        "reason": "a number is not in the sources",
+        "dropped": [{"sentence": "It costs $3.50.", "reason": "number not in the sources"}],
+    }
+    answer.save(update_fields=["strategy", "answerability", "grounding"])
     chat.assistant_message_finish(
         message=answer, content="On its way [1].", status="complete", decision="answer"
     )
