@@ -34,7 +34,9 @@ def gguf_path() -> Path:
 def server_command(
     *, host: str = "127.0.0.1", port: int = 8001, alias: str = DEFAULT_MODEL_ALIAS
 ) -> list[str]:
-    threads = os.environ.get("LLM_THREADS", str(max(1, (os.cpu_count() or 2) // 2)))
+    # As many threads as cores: prompt evaluation, most of the first token's wait, scales with
+    # them (about 250 prompt tokens/s on 2 cores against 130 on one).
+    threads = os.environ.get("LLM_THREADS", str(max(1, os.cpu_count() or 2)))
     return [
         sys.executable,
         "-m",

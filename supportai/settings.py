@@ -320,6 +320,11 @@ LLM_MODEL = env.str("LLM_MODEL", default="smollm2-135m-instruct")
 LLM_API_KEY = _secret("LLM_API_KEY", default="") or "not-needed"
 LLM_TIMEOUT = _float("LLM_TIMEOUT", 30.0, minimum=0.1)
 LLM_MAX_TOKENS = _int("LLM_MAX_TOKENS", 512, minimum=1)
+# Sent with every answer to damp repetition loops: OpenAI's frequency_penalty, and the
+# multiplicative repetition penalty as vLLM (repetition_penalty) and llama.cpp (repeat_penalty)
+# name it; 1.0 turns the latter off.
+LLM_FREQUENCY_PENALTY = _float("LLM_FREQUENCY_PENALTY", 0.3)
+LLM_REPETITION_PENALTY = _float("LLM_REPETITION_PENALTY", 1.1)
 
 # --- Knowledge ingestion and retrieval --------------------------------------------------------
 
@@ -366,12 +371,28 @@ CHAT_RATE_MESSAGES_PER_KEY = _int("CHAT_RATE_MESSAGES_PER_KEY", 3000)
 CHAT_RATE_MESSAGES_PER_CLIENT = _int("CHAT_RATE_MESSAGES_PER_CLIENT", 30)
 # Any frame (pings, typing, junk) per websocket connection per minute.
 CHAT_RATE_FRAMES_PER_CONNECTION = _int("CHAT_RATE_FRAMES_PER_CONNECTION", 240, minimum=1)
-# llm: retrieval + model (default); extractive: quote the help center, never call the model;
-# echo: no retrieval and no model, for load tests of the websocket layer only.
-ASSISTANT_MODE = _choice("ASSISTANT_MODE", "llm", {"llm", "extractive", "echo"})
-# llm: a schema-constrained model call decides answer/clarify/handoff; rules: keywords and
-# retrieval confidence only (one model round trip less before the first token).
-ASSISTANT_DECISION = _choice("ASSISTANT_DECISION", "llm", {"llm", "rules"})
+# How answers are made (apps/assistant/engine.py): grounded (default): the model's answer passes
+# the groundedness guard sentence by sentence and falls back to the extractive answer when it
+# fails; generative: the model's answer unchecked; extractive: the 1-3 sentences of the
+# knowledge that answer the question, cited, no model; echo: no retrieval and no model, for
+# load tests of the websocket layer only. "llm" is the name earlier versions gave generative.
+ASSISTANT_MODE = _choice(
+    "ASSISTANT_MODE", "grounded", {"grounded", "generative", "extractive", "echo", "llm"}
+)
+if ASSISTANT_MODE == "llm":
+    ASSISTANT_MODE = "generative"
+# answerability (default): decide answer/decline/handoff from retrieval, rules and the
+# calibrated answerability score, with no model round trip before the answer; llm: a
+# schema-constrained model call decides answer/clarify/handoff first; rules: keywords only.
+ASSISTANT_DECISION = _choice(
+    "ASSISTANT_DECISION", "answerability", {"answerability", "llm", "rules"}
+)
+# Answers whose answerability (0-1) is below this are not given (Tenant.answer_threshold wins).
+ASSISTANT_ANSWERABILITY_THRESHOLD = _float("ASSISTANT_ANSWERABILITY_THRESHOLD", 0.5)
+# Tokens of knowledge (the best sentences) in the model's prompt; ~4 characters a token.
+ASSISTANT_PROMPT_BUDGET_TOKENS = _int("ASSISTANT_PROMPT_BUDGET_TOKENS", 160, minimum=16)
+# Longest grounded or generative answer in tokens (also capped by LLM_MAX_TOKENS).
+ASSISTANT_ANSWER_MAX_TOKENS = _int("ASSISTANT_ANSWER_MAX_TOKENS", 160, minimum=8)
 # Hand off when the best retrieved chunk scores below this (0: only when nothing is found).
 ASSISTANT_MIN_SCORE = _float("ASSISTANT_MIN_SCORE", 0.0)
 ASSISTANT_RETRIEVAL_LIMIT = _int("ASSISTANT_RETRIEVAL_LIMIT", 6, minimum=1)

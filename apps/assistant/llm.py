@@ -56,6 +56,15 @@ class StreamPiece:
     completion_tokens: int | None = None
 
 
+def repetition_penalty() -> dict[str, float]:
+    """The multiplicative repetition penalty under the names vLLM and llama.cpp read; each
+    server ignores the other's name."""
+    value = settings.LLM_REPETITION_PENALTY
+    if value == 1.0:
+        return {}
+    return {"repetition_penalty": value, "repeat_penalty": value}
+
+
 async def chat_stream(
     messages: list[dict[str, str]], *, max_tokens: int | None = None, temperature: float = 0.2
 ) -> AsyncIterator[StreamPiece]:
@@ -67,6 +76,8 @@ async def chat_stream(
         stream_options={"include_usage": True},
         max_tokens=max_tokens or settings.LLM_MAX_TOKENS,
         temperature=temperature,
+        frequency_penalty=settings.LLM_FREQUENCY_PENALTY,
+        extra_body=repetition_penalty(),
     )
     try:
         async for chunk in stream:

@@ -1,28 +1,28 @@
-"""The answer flow: condense → retrieve → decide → prompt → stream → persist.
+"""The chat's answer flow: prepare → (hand off on request) → condense → the answer engine →
+persist and push.
 
-`answer_message` runs on the consumer's event loop. Database work and retrieval run in worker
-threads; every frame the customer (and any watching agent) sees goes through
-`apps.core.realtime`, so they reach every process holding the conversation.
+`answer_message` runs on the consumer's event loop. The engine (apps/assistant/engine.py)
+decides what the customer sees; this module stores the answer's row while retrieval runs,
+streams every visible piece through `apps.core.realtime` (so it reaches every process holding
+the conversation), saves partial text as it goes, and finishes, hands off or records a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.analytics import metrics
-from apps.assistant import llm, prompts
+from apps.assistant import engine, llm, prompts
 from apps.conversations import services as conversation_services
 from apps.conversations.models import (
+    AnswerStrategy,
     Conversation,
     Decision,
     HandoffReason,
@@ -104,64 +104,8 @@ def _prepare(conversation: Conversation, message: Message, access_groups: list[s
     )
 
 
-def _search(turn: Turn, query: str) -> list[Any]:
-    from apps.knowledge.selectors import chunk_search
-    from apps.workspace.selectors import with_curated_first
-
-    chunks = chunk_search(
-        tenant=turn.conversation.tenant,
-        query=query,
-        access_groups=turn.access_groups,
-        limit=settings.ASSISTANT_RETRIEVAL_LIMIT,
-        mode="hybrid",
-    )
-    # An agent's correction for a similar question comes first, as source [1].
-    return with_curated_first(tenant=turn.conversation.tenant, query=query, chunks=chunks)
-
-
-def _retrieve(turn: Turn, query: str) -> list[Any]:
-    try:
-        return _search(turn, query)
-    except Exception:  # no sources is handled below; the chat must go on
-        logger.exception("retrieval failed for conversation %s", turn.conversation.pk)
-        return []
-
-
-def _embed_ahead(query: str) -> None:
-    """Embed the query while retrieval connects to the database and the answer's row is stored;
-    the embedder remembers the vector (or makes retrieval wait for it), so it is made once."""
-    from apps.knowledge import runtime
-
-    try:
-        runtime.get_embedder().embed_query(query)
-    except Exception:  # retrieval embeds again and reports the failure
-        logger.debug("embedding ahead failed", exc_info=True)
-
-
-# Retrieval embeds the query (CPU-bound) and may wait for the embedded vector store that a
-# worker holds; it runs in the loop's thread pool so the thread that every consumer's database
-# work shares is never held meanwhile.
-retrieve = db_async(_retrieve, thread_sensitive=False)
-embed_ahead = sync_to_async(_embed_ahead, thread_sensitive=False)
-
-
-async def retrieve_and_start(turn: Turn, query: str) -> tuple[list[Any], int, Message]:
-    """Sources for `query`, retrieval's wall time (ms), and the answer's new row, all at once."""
-    started = time.monotonic()
-
-    async def sources() -> tuple[list[Any], int]:
-        chunks = await retrieve(turn, query)
-        return chunks, int((time.monotonic() - started) * 1000)
-
-    _, reply, (chunks, retrieval_ms) = await asyncio.gather(
-        embed_ahead(query),
-        start_message(conversation=turn.conversation, model=settings.LLM_MODEL),
-        sources(),
-    )
-    return chunks, retrieval_ms, reply
-
-
 def retrieval_record(chunks: list[Any]) -> list[dict[str, Any]]:
+    """Every retrieved chunk, used or not, as stored on the answer."""
     return [
         {
             "chunk_id": str(c.chunk_id),
@@ -172,43 +116,6 @@ def retrieval_record(chunks: list[Any]) -> list[dict[str, Any]]:
         }
         for c in chunks
     ]
-
-
-def _snippet(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def citation(n: int, chunk: Any) -> dict[str, Any]:
-    return {
-        "n": n,
-        "title": chunk.title,
-        "url": chunk.url or None,
-        "snippet": _snippet(chunk.text),
-        "chunk_id": str(chunk.chunk_id),
-        "document_id": str(chunk.document_id),
-        "score": round(float(chunk.score), 6),
-    }
-
-
-_MARKER = re.compile(r"\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
-
-
-def citations_for(answer: str, sources: list[Any], *, fallback: int = 3) -> list[dict[str, Any]]:
-    """The sources the answer cites with [n] markers; the top few sources when it cites none."""
-    cited: list[int] = []
-    for group in _MARKER.findall(answer):
-        for number in group.split(","):
-            n = int(number)
-            if 1 <= n <= len(sources) and n not in cited:
-                cited.append(n)
-    if not cited:
-        cited = list(range(1, min(fallback, len(sources)) + 1))
-    return [citation(n, sources[n - 1]) for n in sorted(cited)]
-
-
-def is_confident(chunks: list[Any]) -> bool:
-    return bool(chunks) and max(float(c.score) for c in chunks) >= settings.ASSISTANT_MIN_SCORE
 
 
 # --- Persisting and pushing ---------------------------------------------------------------------
@@ -278,39 +185,8 @@ async def condense_question(turn: Turn) -> str:
     return text
 
 
-async def decide(turn: Turn, chunks: list[Any]) -> tuple[str, str]:
-    """answer / clarify / handoff from a schema-constrained model call; answer when it fails."""
-    try:
-        value = await llm.chat_structured(
-            prompts.decision_messages(company=turn.company, question=turn.question, sources=chunks),
-            name="support_decision",
-            schema=prompts.DECISION_SCHEMA,
-            timeout=settings.ASSISTANT_DECISION_TIMEOUT,
-        )
-    except (*llm.LLM_ERRORS, ValueError, json.JSONDecodeError) as exc:
-        metrics.llm_error_from_exception(exc)
-        logger.info("decision call failed (%s); answering", type(exc).__name__)
-        return "answer", "decision unavailable"
-    action = value.get("action")
-    reason = str(value.get("reason") or "")[:200]
-    if action not in {"answer", "clarify", "handoff"}:
-        return "answer", "decision invalid"
-    return action, reason
-
-
-def extractive_content(chunks: list[Any], *, passages: int = 3) -> tuple[str, list[dict]]:
-    """The best passages, quoted, with their citations: an answer that needs no model."""
-    lines = [prompts.EXTRACTIVE_INTRO, ""]
-    used = chunks[:passages]
-    for n, chunk in enumerate(used, start=1):
-        passage = _snippet(chunk.text, 500)
-        lines.append(f"**{chunk.title}** [{n}]")
-        lines.extend(f"> {line}" for line in passage.splitlines() or [""])
-        lines.append("")
-    return "\n".join(lines).strip(), [citation(n, c) for n, c in enumerate(used, start=1)]
-
-
-# --- The flow -------------------------------------------------------------------------------------
+def _strategy_name(mode: str) -> str:
+    return AnswerStrategy.GENERATIVE if mode == "llm" else mode
 
 
 async def answer_message(
@@ -330,7 +206,7 @@ async def answer_message(
 
 
 async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
-    mode = settings.ASSISTANT_MODE
+    mode = _strategy_name(settings.ASSISTANT_MODE)
     if mode == "echo":
         # Load tests of the websocket layer: no retrieval, no model, same persistence and frames.
         reply = await start_message(conversation=turn.conversation, model="echo")
@@ -351,163 +227,77 @@ async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
             text=prompts.CUSTOMER_REQUEST_TEXT,
         )
 
-    query = await condense_question(turn) if mode == "llm" else turn.question
-    chunks, retrieval_ms, reply = await retrieve_and_start(turn, query)
-    common = {"retrieval_ms": retrieval_ms, "retrieval": retrieval_record(chunks)}
+    query = await condense_question(turn) if mode != AnswerStrategy.EXTRACTIVE else turn.question
+    # The answer's row is stored while the engine retrieves; frames carry its id.
+    reply_task = asyncio.ensure_future(
+        start_message(conversation=turn.conversation, model=settings.LLM_MODEL)
+    )
+    shown: list[str] = []
+    last_save = time.monotonic()
 
-    if not is_confident(chunks):
-        return await hand_off(
-            turn,
-            reply,
-            reason=HandoffReason.LOW_CONFIDENCE,
-            text=prompts.LOW_CONFIDENCE_TEXT,
-            **common,
-        )
-    if mode == "extractive":
-        return await _extractive(turn, reply, chunks, common)
+    async def emit(delta: str) -> None:
+        nonlocal last_save
+        reply = await reply_task
+        shown.append(delta)
+        await realtime.chat_token_send_async(**turn.ids, message_id=reply.pk, delta=delta)
+        if time.monotonic() - last_save > PARTIAL_SAVE_SECONDS:
+            last_save = time.monotonic()
+            await save_partial(message=reply, content="".join(shown))
 
-    action = "answer"
-    if settings.ASSISTANT_DECISION == "llm":
-        action, reason = await decide(turn, chunks)
-        if action == "handoff":
-            logger.info("model handed off conversation %s: %s", turn.conversation.pk, reason)
-            return await hand_off(
-                turn,
-                reply,
-                reason=HandoffReason.MODEL_DECISION,
-                text=prompts.MODEL_HANDOFF_TEXT,
-                **common,
-            )
-
-    messages = prompts.build_answer_messages(
-        company=turn.company,
-        language=language,
-        history=turn.history,
+    request = engine.Request(
+        tenant=turn.conversation.tenant,
         question=turn.question,
-        sources=chunks,
-        clarify=action == "clarify",
+        company=turn.company,
+        history=turn.history,
+        access_groups=turn.access_groups,
+        language=language,
+        started=turn.started,
     )
-    return await _stream(
-        turn,
-        reply,
-        messages,
-        chunks,
-        decision=Decision.CLARIFY if action == "clarify" else Decision.ANSWER,
-        common=common,
-    )
-
-
-async def _extractive(
-    turn: Turn, reply: Message, chunks: list[Any], common: dict[str, Any]
-) -> dict[str, Any] | None:
-    if not chunks:
-        return await hand_off(
-            turn,
-            reply,
-            reason=HandoffReason.LLM_UNAVAILABLE,
-            text=prompts.EXTRACTIVE_NOTHING,
-            **common,
+    try:
+        result = await engine.answer(request, strategy=mode, emit=emit, query=query)
+    except asyncio.CancelledError:
+        # The process is shutting down: keep what was said, then let the cancellation go on.
+        reply = await asyncio.shield(reply_task)
+        await asyncio.shield(
+            finish_and_push(
+                reply,
+                content="".join(shown),
+                status=MessageStatus.FAILED,
+                decision=Decision.ANSWER,
+                strategy=mode,
+            )
         )
-    content, cites = extractive_content(chunks)
-    await realtime.chat_token_send_async(**turn.ids, message_id=reply.pk, delta=content)
-    return await finish_and_push(
+        raise
+    reply = await reply_task
+    common = {
+        "retrieval_ms": result.retrieval_ms,
+        "retrieval": retrieval_record(result.chunks),
+        "strategy": result.strategy,
+        "answerability": result.answerability,
+        "grounding": result.grounding,
+    }
+    if result.decision == Decision.HANDOFF:
+        return await hand_off(
+            turn, reply, reason=result.handoff_reason, text=result.content, **common
+        )
+    wire = await finish_and_push(
         reply,
-        content=content,
-        citations=cites,
-        status=MessageStatus.COMPLETE,
-        decision=Decision.EXTRACTIVE,
-        model="",
+        content=result.content,
+        citations=result.citations,
+        status=MessageStatus.FAILED if result.failed else MessageStatus.COMPLETE,
+        decision=result.decision,
+        model=result.model,
         prompt_version=prompts.PROMPT_VERSION,
+        first_token_ms=result.first_token_ms,
         total_ms=turn.elapsed_ms(),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        tokens_estimated=result.tokens_estimated,
         **common,
     )
+    if result.failed:
+        await post_system(conversation=turn.conversation, content=prompts.INTERRUPTED_TEXT)
+    return wire
 
 
 PARTIAL_SAVE_SECONDS = 2.0
-
-
-async def _stream(
-    turn: Turn,
-    reply: Message,
-    messages: list[dict[str, str]],
-    chunks: list[Any],
-    *,
-    decision: str,
-    common: dict[str, Any],
-) -> dict[str, Any] | None:
-    detector = prompts.LeakDetector(messages[0]["content"])
-    parts: list[str] = []
-    text = ""
-    first_token_ms: int | None = None
-    usage: tuple[int | None, int | None] = (None, None)
-    leaked = False
-    failure: BaseException | None = None
-    last_save = time.monotonic()
-    try:
-        async with (
-            asyncio.timeout(settings.ASSISTANT_ANSWER_TIMEOUT),
-            contextlib.aclosing(llm.chat_stream(messages)) as stream,
-        ):
-            async for piece in stream:
-                if piece.prompt_tokens is not None or piece.completion_tokens is not None:
-                    usage = (piece.prompt_tokens, piece.completion_tokens)
-                if not piece.delta:
-                    continue
-                if first_token_ms is None:
-                    first_token_ms = turn.elapsed_ms()
-                parts.append(piece.delta)
-                text += piece.delta
-                if detector.leaks_at_end(text):
-                    leaked = True
-                    break
-                await realtime.chat_token_send_async(
-                    **turn.ids, message_id=reply.pk, delta=piece.delta
-                )
-                if time.monotonic() - last_save > PARTIAL_SAVE_SECONDS:
-                    last_save = time.monotonic()
-                    await save_partial(message=reply, content=text)
-    except asyncio.CancelledError:
-        # The process is shutting down: keep what was said, then let the cancellation go on.
-        await asyncio.shield(
-            finish_and_push(reply, content=text, status=MessageStatus.FAILED, decision=decision)
-        )
-        raise
-    except llm.LLM_ERRORS as exc:
-        failure = exc
-        metrics.llm_error_from_exception(exc)
-        logger.warning(
-            "LLM failed for conversation %s after %d pieces: %r",
-            turn.conversation.pk,
-            len(parts),
-            exc,
-        )
-
-    if failure is not None and not parts:
-        # Nothing reached the customer: answer from the help center without the model.
-        return await _extractive(turn, reply, chunks, common)
-
-    prompt_tokens, completion_tokens = usage
-    estimated = prompt_tokens is None or completion_tokens is None
-    if estimated:
-        prompt_tokens = sum(len(m["content"]) for m in messages) // 4
-        completion_tokens = len(parts)
-    if leaked or detector.leaks(text):
-        text = prompts.LEAK_REPLACEMENT
-    fields = {
-        "content": text,
-        "citations": [] if decision == Decision.CLARIFY else citations_for(text, chunks),
-        "status": MessageStatus.FAILED if failure is not None else MessageStatus.COMPLETE,
-        "decision": decision,
-        "model": settings.LLM_MODEL,
-        "prompt_version": prompts.PROMPT_VERSION,
-        "first_token_ms": first_token_ms,
-        "total_ms": turn.elapsed_ms(),
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "tokens_estimated": estimated,
-        **common,
-    }
-    wire = await finish_and_push(reply, **fields)
-    if failure is not None:
-        await post_system(conversation=turn.conversation, content=prompts.INTERRUPTED_TEXT)
-    return wire

@@ -274,6 +274,9 @@ ANSWER_FIELDS = (
     "completion_tokens",
     "tokens_estimated",
     "retrieval",
+    "strategy",
+    "answerability",
+    "grounding",
 )
 
 

@@ -97,9 +97,8 @@ async def _judge(*, question: str, expected: str, answer: str) -> str | None:
 
 
 def _replay(case: EvaluationCase, tenant: Tenant, min_similarity: float) -> CaseResult:
-    chunks = suggestions.retrieve_for(tenant=tenant, query=case.question, access_groups=None)
     draft = async_to_sync(suggestions.grounded_answer)(
-        company=tenant.name, language="", history=[], question=case.question, chunks=chunks
+        tenant=tenant, language="", history=[], question=case.question, access_groups=None
     )
     answer = draft["content"]
     cited = [str(c.get("document_id")) for c in draft["citations"]]

@@ -1,8 +1,8 @@
 """Suggested replies: the assistant drafts a grounded answer that an agent edits and sends.
 
-The draft reuses the assistant's own pieces (retrieval with curated answers first, the
-versioned answer prompt, the LLM client, citation extraction), without streaming and without
-storing anything: nothing reaches the customer until the agent sends it.
+The draft is the answer engine's answer (retrieval with curated answers first, the tenant's
+strategy, the groundedness guard), without streaming and without storing anything: nothing
+reaches the customer until the agent sends it.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.assistant import llm, prompts
-from apps.assistant import services as assistant
+from apps.assistant import engine, prompts
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.core.asyncdb import db_async
-from apps.workspace import selectors
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +37,7 @@ def _context(conversation: Conversation) -> dict[str, Any] | None:
         return None
     question = customer[-1]
     history = [(m.role, m.content) for m in messages if m.pk < question.pk]
-    chunks = retrieve(conversation=conversation, query=question.content)
-    return {
-        "conversation": conversation,
-        "question": question.content,
-        "history": history,
-        "chunks": chunks,
-    }
+    return {"conversation": conversation, "question": question.content, "history": history}
 
 
 def retrieve(*, conversation: Conversation, query: str) -> list[Any]:
@@ -56,25 +48,21 @@ def retrieve(*, conversation: Conversation, query: str) -> list[Any]:
 
 
 def retrieve_for(*, tenant: Any, query: str, access_groups: list[str] | None) -> list[Any]:
-    """The assistant's retrieval: the tenant's knowledge, curated answers first."""
-    from apps.knowledge.selectors import chunk_search
-
+    """The assistant's retrieval (the engine's one entry point): the tenant's knowledge,
+    curated answers first; no sources when retrieval fails (a draft without sources is still a
+    draft)."""
     try:
-        chunks = chunk_search(
-            tenant=tenant,
-            query=query,
-            access_groups=access_groups,
-            limit=settings.ASSISTANT_RETRIEVAL_LIMIT,
-            mode="hybrid",
-        )
-    except Exception:  # a draft without sources is still a draft
+        return engine.retrieve_sources(tenant=tenant, query=query, access_groups=access_groups)
+    except Exception:
         logger.exception("retrieval for a suggested reply failed")
-        chunks = []
-    return selectors.with_curated_first(tenant=tenant, query=query, chunks=chunks)
+        return []
 
 
 def _public_citation(citation: dict[str, Any]) -> dict[str, Any]:
     return {k: citation.get(k) for k in ("n", "title", "url", "snippet", "document_id", "score")}
+
+
+_MODES = {"extractive": "extractive", "fell_back": "extractive"}
 
 
 async def draft_reply(*, conversation: Conversation) -> dict[str, Any]:
@@ -83,53 +71,44 @@ async def draft_reply(*, conversation: Conversation) -> dict[str, Any]:
     if context is None:
         return {"content": "", "citations": [], "mode": "none"}
     return await grounded_answer(
-        company=context["conversation"].tenant.name,
+        tenant=context["conversation"].tenant,
         language=context["conversation"].language,
         history=context["history"],
         question=context["question"],
-        chunks=context["chunks"],
+        access_groups=context["conversation"].access_groups,
     )
 
 
 async def grounded_answer(
     *,
-    company: str,
+    tenant: Any,
     language: str,
     history: list[tuple[str, str]],
     question: str,
-    chunks: list[Any],
+    access_groups: list[str] | None,
 ) -> dict[str, Any]:
-    """The assistant's answer prompt and model, in one non-streamed call; excerpts without it."""
-    if not chunks:
-        return {"content": "", "citations": [], "mode": "none"}
-    if settings.ASSISTANT_MODE == "llm":
-        messages = prompts.build_answer_messages(
-            company=company, language=language, history=history, question=question, sources=chunks
+    """The assistant's answer from the answer engine (the tenant's strategy, the guard, the
+    extractive fallback), not streamed and not stored: a draft for the agent to edit."""
+    result = await engine.answer(
+        engine.Request(
+            tenant=tenant,
+            question=question,
+            company=tenant.name,
+            history=history,
+            access_groups=access_groups,
+            language=language,
         )
-        try:
-            text = await llm.chat_complete(
-                messages,
-                max_tokens=settings.LLM_MAX_TOKENS,
-                temperature=0.2,
-                timeout=settings.ASSISTANT_ANSWER_TIMEOUT,
-            )
-        except llm.LLM_ERRORS as exc:
-            logger.info("grounded answer: the model failed (%s); excerpts", type(exc).__name__)
-        else:
-            if text and not prompts.LeakDetector(messages[0]["content"]).leaks(text):
-                cites = assistant.citations_for(text, chunks)
-                return {
-                    "content": text,
-                    "citations": [_public_citation(c) for c in cites],
-                    "mode": "llm",
-                    "model": settings.LLM_MODEL,
-                    "prompt_version": prompts.PROMPT_VERSION,
-                }
-    content, cites = assistant.extractive_content(chunks)
-    # The intro speaks to a customer ("our assistant is unavailable"); the agent writes their own.
-    content = content.removeprefix(prompts.EXTRACTIVE_INTRO).strip()
+    )
+    if result.outcome in {"declined", "handoff", "chitchat"} or not result.content:
+        return {"content": "", "citations": [], "mode": "none", "outcome": result.outcome}
+    content = result.content.removeprefix(prompts.EXTRACTIVE_INTRO).strip()
     return {
         "content": content,
-        "citations": [_public_citation(c) for c in cites],
-        "mode": "extractive",
+        "citations": [_public_citation(c) for c in result.citations],
+        "mode": _MODES.get(result.outcome, "llm"),
+        "outcome": result.outcome,
+        "strategy": result.strategy,
+        "answerability": result.answerability,
+        "model": result.model,
+        "prompt_version": prompts.PROMPT_VERSION,
     }

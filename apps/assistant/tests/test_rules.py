@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from apps.assistant import prompts
-from apps.assistant.services import citations_for, extractive_content, wants_human
+from apps.assistant.engine import Citations
+from apps.assistant.services import wants_human
 
 
 @dataclass
@@ -56,14 +57,20 @@ def test_ordinary_questions_are_not_handed_off(text):
     assert not wants_human(text)
 
 
-def test_citations_follow_the_markers_the_answer_uses():
-    sources = [Chunk(f"Doc {i}", f"text {i}", chunk_id=i) for i in range(1, 5)]
-    cited = citations_for("Yes [2]. Also see [4, 2] and [9].", sources)
-    assert [c["n"] for c in cited] == [2, 4]
-    assert cited[0]["title"] == "Doc 2" and cited[0]["chunk_id"] == "2"
-    # No markers: the top sources the answer was built from.
-    assert [c["n"] for c in citations_for("Yes.", sources)] == [1, 2, 3]
-    assert citations_for("Yes.", []) == []
+def test_citations_number_documents_by_first_use_each_once():
+    sources = [
+        Chunk("Doc A", "a1", chunk_id=1, document_id=10),
+        Chunk("Doc A", "a2", chunk_id=2, document_id=10),
+        Chunk("Doc B", "b1", chunk_id=3, document_id=20),
+    ]
+    citations = Citations(sources)
+    assert citations.number_for(2, "b1") == 1
+    assert citations.number_for(0, "a1") == 2
+    assert citations.number_for(1, "a2") == 2  # same document, same number
+    assert [(c["n"], c["title"], c["document_id"]) for c in citations.entries] == [
+        (1, "Doc B", "20"),
+        (2, "Doc A", "10"),
+    ]
 
 
 def test_sources_are_numbered_quoted_data_that_cannot_close_their_frame():
@@ -84,12 +91,3 @@ def test_leak_detector_finds_long_spans_of_the_system_prompt_only():
     # Short shared phrases are fine.
     assert not detector.leaks("Please cite every source you use.")
     assert detector.leaks_at_end("Hello there. " + system[40:200])
-
-
-def test_extractive_answer_quotes_passages_with_citations():
-    content, cites = extractive_content(
-        [Chunk("Returns", "Return within 30 days.", url="https://x.example/r"), Chunk("B", "b")]
-    )
-    assert content.startswith(prompts.EXTRACTIVE_INTRO)
-    assert "**Returns** [1]\n> Return within 30 days." in content
-    assert [c["n"] for c in cites] == [1, 2] and cites[0]["url"] == "https://x.example/r"

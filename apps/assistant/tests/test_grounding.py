@@ -1,0 +1,208 @@
+"""The groundedness guard, evidence selection and the scope rules, as pure logic.
+
+The guard's embedding check is exercised with the real MiniLM encoder (the one the chat uses);
+the lexical, fact and repetition checks need no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from apps.assistant import evidence, grounding, scope
+
+SOURCES = [
+    "Part: Frame and rigid fork; Warranty period: 2 years",
+    "Part: Battery; Warranty period: 1 year or 500 full charge cycles, whichever comes first",
+    "In other words, the frame is covered for 2 years, and the battery is covered for 1 year.",
+    "**Prepaid label** for parts and accessories: $6.95, deducted from your refund.",
+    "You have **30 days** from the day your order is delivered to return it.",
+    "Email support@northwind-bikes.example or call +1 (503) 555-0142, Monday to Friday.",
+    "Track your order at https://northwind-bikes.example/track with your order number.",
+    "A full charge from empty takes about 5 hours with the supplied charger.",
+]
+
+
+def verdict(sentence: str, **kwargs) -> grounding.Verdict:
+    return grounding.Guard(sources=SOURCES, **kwargs).check(sentence)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "detail"),
+    [
+        ("The prepaid label costs $3.50.", "3.5"),
+        ("Our CEO earns $235,000 a year.", "235000"),
+        ("Call us at +1 (503) 555-0199.", "15035550199"),
+        ("Write to help@northwind-support.example for a refund.", "help@northwind-support.example"),
+        ("Log in at https://evil.example/login to start a return.", "evil.example/login"),
+        ("You have 45 days to return your bike.", "45"),
+        ("A full charge takes two hours.", "2"),
+        # A real number, said of the wrong thing: 2 years is the frame's warranty.
+        ("The battery warranty lasts 2 years.", "said of something else: 2"),
+    ],
+)
+def test_guard_rejects_each_kind_of_invented_fact(sentence, detail):
+    result = verdict(sentence)
+    assert not result.ok
+    assert result.reason == "invented_fact"
+    assert detail in result.detail
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The frame is covered for 2 years.",
+        "The battery is covered for one year or 500 cycles.",
+        "The prepaid return label costs 6.95 USD.",
+        "You have thirty days to return your bike.",
+        "Call us at 503-555-0142.",
+        "Email support@northwind-bikes.example for help.",
+        "You can track it at northwind-bikes.example/track.",
+        "A full charge takes about five hours.",
+    ],
+)
+def test_guard_accepts_paraphrases_of_real_facts(sentence):
+    result = verdict(sentence)
+    assert result.ok, result
+
+
+def test_guard_rejects_a_claim_no_source_supports():
+    result = verdict("Northwind bikes are assembled by hand in Oslo by retired astronauts.")
+    assert not result.ok and result.reason == "unsupported"
+
+
+def test_guard_strips_markup_and_flags_what_is_left():
+    text = 'See <script src="https://x.example/a.js"></script>the <b>label</b> &lt;i&gt;now'
+    assert grounding.strip_markup(text) == "See the label now"
+    assert not grounding.has_markup(grounding.strip_markup("<|im_end|></p>Hi<br/>"))
+    assert verdict("Click <a href='https://x.example'>here</a>.").reason == "markup"
+
+
+def test_guard_cuts_repetition_loops_and_repeated_sentences():
+    guard = grounding.Guard(sources=SOURCES)
+    assert guard.check("The frame is covered for 2 years.").ok
+    again = guard.check("The frame is covered for 2 years, yes.")
+    assert not again.ok and again.reason == "repetition"
+    loop = grounding.Guard(sources=SOURCES).check(
+        "The battery is covered, the battery is covered, the battery is covered for 1 year."
+    )
+    assert not loop.ok and loop.reason == "repetition"
+
+
+def test_guard_treats_an_admission_of_not_knowing_as_a_failed_answer():
+    result = verdict("I don't know how long the frame warranty lasts.")
+    assert not result.ok and result.reason == "refusal"
+
+
+def test_guard_uses_embedding_similarity_for_paraphrases():
+    from apps.assistant.engine import encode
+
+    guard = grounding.Guard(sources=SOURCES, embed=encode)
+    result = guard.check("Charging a flat battery completely needs roughly five hours.")
+    assert result.ok, result
+    assert result.cosine >= grounding.SUPPORT_COSINE or result.lexical >= 0.5
+
+
+def test_numbers_from_the_question_may_be_repeated():
+    question = "Where is my order NW-482913?"
+    assert verdict("Your order NW-482913 can be tracked online.", question=question).reason != (
+        "invented_fact"
+    )
+
+
+def test_sentences_split_at_boundaries_not_at_amounts_or_abbreviations():
+    text = "The label is $6.95, e.g. for parts. Refunds take 7 days [1]. Done!\n- item one\n- two"
+    assert grounding.split_sentences(text) == [
+        "The label is $6.95, e.g. for parts.",
+        "Refunds take 7 days [1].",
+        "Done!",
+        "- item one",
+        "- two",
+    ]
+    done, rest = grounding.complete_sentences("First one [1]. Second is still com")
+    assert done == ["First one [1]."] and rest == "Second is still com"
+
+
+# --- Evidence ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    title: str
+    text: str
+    url: str = ""
+    heading_path: list[str] = field(default_factory=list)
+    chunk_id: int = 1
+    document_id: int = 1
+    score: float = 0.5
+    rank: int = 1
+
+
+def test_units_split_sentences_list_items_whole_lists_and_table_rows():
+    chunk = Chunk(
+        "Payments",
+        "# Payments\n\nWe accept these methods:\n\n- Visa\n- PayPal\n\n"
+        "| Part | Period |\n|---|---|\n| Frame | 2 years |\n\n"
+        "This article explains payments. Invoices are emailed. Ask us anything.",
+    )
+    units = evidence.units_of(chunk, 0)
+    kinds = [(u.kind, u.plain) for u in units]
+    assert ("item", "Visa") in kinds and ("item", "PayPal") in kinds
+    assert ("list", "We accept these methods: - Visa - PayPal") in kinds
+    assert ("row", "Part: Frame; Period: 2 years") in kinds
+    assert ("sentence", "Invoices are emailed.") in kinds
+    # Sentences about the article itself are never an answer.
+    assert not any("This article" in u.plain for u in units)
+
+
+def test_extractive_selection_answers_with_the_sentence_holding_the_fact():
+    from apps.assistant.engine import encode
+
+    chunks = [
+        Chunk(
+            "Returns",
+            "# Returns\n\n## The return period\n\nYou have **30 days** from delivery to return it. "
+            "The period is the same for all items.\n\n## Refunds\n\nIf a returned bike was ridden "
+            "more than 50 miles, we contact you first. Refunds take 7 business days.",
+            document_id=1,
+        ),
+        Chunk("Shipping", "# Shipping\n\nStandard delivery takes 3 to 5 days.", document_id=2),
+    ]
+    question = "How long do I have to return my bike?"
+    found = evidence.gather(
+        question=question, chunks=chunks, query_vector=encode([question])[0], encode=encode
+    )
+    chosen = evidence.select(found)
+    assert 1 <= len(chosen) <= evidence.EXTRACTIVE_MAX_UNITS
+    assert any("30 days" in u.plain for u in chosen), [u.plain for u in chosen]
+
+
+def test_links_to_hosts_the_tenant_does_not_trust_are_not_clickable():
+    text = "Reset it [here](https://evil.example/reset) or at https://acme.example.com/reset."
+    safe = evidence.defuse_links(text, trusted_hosts={"acme.example.com"})
+    assert "](https://evil.example" not in safe and "`https://evil.example/reset`" in safe
+    assert "https://acme.example.com/reset" in safe and "`https://acme" not in safe
+
+
+# --- Scope ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ("Hi!", "greeting"),
+        ("good morning", "greeting"),
+        ("thanks a lot!", "thanks"),
+        ("Write a poem about bikes", "off_topic"),
+        ("What is the capital of Australia?", "off_topic"),
+        ("who is the president of France", "off_topic"),
+        ("what is 17 * 23?", "off_topic"),
+        ("Can you write python code to sort a list?", "off_topic"),
+        ("How long do I have to return my bike?", ""),
+        ("Hi, where is my order NW-482913?", ""),
+        ("What is the price of the battery?", ""),
+    ],
+)
+def test_scope_sorts_chit_chat_and_off_topic_requests_from_questions(message, kind):
+    assert scope.classify(message) == kind
