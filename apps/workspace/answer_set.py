@@ -206,7 +206,8 @@ def cited_sources(
             Path(document.url).name if document.url else "",
         ]
         parts.append(f"{document.title}\n{texts.get(document.pk, '')}")
-    return [[n for n in entry if n] for entry in names.values()], "\n".join(parts)
+    distinct = [list(dict.fromkeys(n for n in entry if n)) for entry in names.values()]
+    return distinct, "\n".join(parts)
 
 
 def _group(rows: Iterable[tuple[int, str]]) -> dict[int, list[tuple[int, str]]]:
