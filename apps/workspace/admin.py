@@ -250,6 +250,7 @@ class ConversationReviewAdmin(TenantScopedAdmin):
         form = CorrectionForm(
             request.POST or None,
             tenant=conversation.tenant,
+            conversation=conversation,
             initial={
                 "question": selectors.question_before(message=message),
                 "answer": message.content,
@@ -375,11 +376,13 @@ class CorrectionForm(forms.Form):
         queryset=None, required=False, help_text="Documents the right answer comes from."
     )
 
-    def __init__(self, *args: Any, tenant: Any, **kwargs: Any) -> None:
-        from apps.knowledge.models import Document
-
+    def __init__(self, *args: Any, tenant: Any, conversation: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["sources"].queryset = Document.objects.for_tenant(tenant).order_by("title")
+        # Only documents this conversation's customer could see: a correction must not carry
+        # restricted text to people outside the document's access groups.
+        self.fields["sources"].queryset = services.documents_visible_for(
+            conversation=conversation
+        ).order_by("title")
 
 
 # --- Inboxes, curated answers, evaluation cases ---------------------------------------------------
@@ -446,7 +449,14 @@ class CuratedAnswerAdmin(TenantScopedAdmin):
     list_display = ("question", "tenant", "is_active", "created_by", "created_at")
     list_filter = ("is_active",)
     search_fields = ("question", "answer")
-    readonly_fields = ("question", "answer", "sources", "corrected_message", "created_by")
+    readonly_fields = (
+        "question",
+        "answer",
+        "sources",
+        "access_groups",
+        "corrected_message",
+        "created_by",
+    )
     exclude = ("embedding", "embedding_model")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

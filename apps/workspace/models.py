@@ -59,6 +59,10 @@ class CuratedAnswer(PublicIdMixin, TenantScopedModel):
     answer = models.TextField()
     # [{document_id, title, url}] the agent pointed to, as citations of the curated answer.
     sources = models.JSONField(default=list, blank=True)
+    # Who may be given this answer: one entry per restricted document it was drawn from (those
+    # the agent chose and those the corrected answer cited), each the groups that may see that
+    # document. A caller needs one group of every entry; empty means public.
+    access_groups = models.JSONField(default=list, blank=True)
     # The question's dense embedding (knowledge embedder), normalised.
     embedding = models.JSONField(default=list, blank=True)
     embedding_model = models.CharField(max_length=500, blank=True, default="")
@@ -80,6 +84,11 @@ class CuratedAnswer(PublicIdMixin, TenantScopedModel):
 
     def __str__(self) -> str:
         return self.question[:80]
+
+    def visible_to(self, access_groups: list[str] | None) -> bool:
+        """Whether a caller with these groups could see every document this was drawn from."""
+        groups = set(access_groups or ())
+        return all(groups.intersection(required) for required in self.access_groups or [])
 
 
 class EvaluationCase(PublicIdMixin, TenantScopedModel):

@@ -240,15 +240,29 @@ class CuratedSource:
 
 
 def curated_matches(
-    *, tenant: Tenant, query: str, limit: int = 1, min_similarity: float | None = None
+    *,
+    tenant: Tenant,
+    query: str,
+    limit: int = 1,
+    min_similarity: float | None = None,
+    access_groups: Iterable[str] | None = None,
 ) -> list[tuple[CuratedAnswer, float]]:
-    """Active curated answers whose question is similar to `query`, best first."""
+    """Active curated answers whose question is similar to `query`, best first.
+
+    Only answers the caller may see: `access_groups` are the caller's groups (None or empty:
+    an anonymous visitor, who gets answers drawn from public documents only).
+    """
     query = (query or "").strip()
     if not query:
         return []
-    candidates = list(
-        CuratedAnswer.objects.for_tenant(tenant).filter(is_active=True).exclude(embedding=[])
-    )
+    groups = list(access_groups or [])
+    candidates = [
+        answer
+        for answer in CuratedAnswer.objects.for_tenant(tenant)
+        .filter(is_active=True)
+        .exclude(embedding=[])
+        if answer.visible_to(groups)
+    ]
     if not candidates:
         return []
     threshold = curated_min_similarity() if min_similarity is None else min_similarity
@@ -277,13 +291,21 @@ def curated_source(answer: CuratedAnswer, score: float) -> CuratedSource:
     )
 
 
-def with_curated_first(*, tenant: Tenant, query: str, chunks: list[Any]) -> list[Any]:
-    """`chunks` with the best matching curated answer put first, as source [1].
+def with_curated_first(
+    *,
+    tenant: Tenant,
+    query: str,
+    chunks: list[Any],
+    access_groups: Iterable[str] | None = None,
+) -> list[Any]:
+    """`chunks` with the best matching curated answer the caller may see put first, as [1].
 
-    Called from the assistant's retrieval step; a failure here never stops an answer.
+    `access_groups` are the caller's groups, as given to the knowledge search; without them
+    only curated answers drawn from public documents are used (fail closed). Called from the
+    assistant's retrieval step; a failure here never stops an answer.
     """
     try:
-        matches = curated_matches(tenant=tenant, query=query, limit=1)
+        matches = curated_matches(tenant=tenant, query=query, limit=1, access_groups=access_groups)
     except Exception:  # the knowledge answers must go on without the curated ones
         logger.exception("curated answer lookup failed for tenant %s", tenant.pk)
         return chunks
