@@ -187,11 +187,6 @@ def test_event_payload_is_the_old_shape_plus_the_answer_fields(tenant_a):
     assert payload["answerability"] == 0.4242 and payload["strategy"] == "grounded"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs apps/conversations/services.py (the lead's file) to build message.created "
-    "payloads with selectors.message_event_payload; remove this mark when it does",
-)
 @pytest.mark.django_db
 def test_message_created_webhook_carries_strategy_answerability_and_grounding(
     tenant_a, http_receiver, settings

@@ -450,7 +450,7 @@ class _Run:
             await self.emit(piece)
         return self.result(
             citations=citations.entries,
-            decision=Decision.EXTRACTIVE if outcome == "extractive" else Decision.ANSWER,
+            decision=Decision.EXTRACTIVE,
             answerability=score,
             grounding={
                 "outcome": outcome,
@@ -486,7 +486,7 @@ class _Run:
         messages = self._messages(facts)
         detector = prompts.LeakDetector(messages[0]["content"])
         text, usage, failure = "", (None, None), None
-        leaked = False
+        leaked, pieces = False, 0
         try:
             async with (
                 asyncio.timeout(settings.ASSISTANT_ANSWER_TIMEOUT),
@@ -500,6 +500,7 @@ class _Run:
                     if not piece.delta:
                         continue
                     text += piece.delta
+                    pieces += 1
                     if detector.leaks_at_end(text):
                         leaked = True
                         break
@@ -528,20 +529,21 @@ class _Run:
                 "signals": signals,
             },
             failed=failure is not None,
-            **self._usage(usage, messages, text),
+            **self._usage(usage, messages, pieces),
         )
 
     def _max_tokens(self) -> int:
         return min(settings.LLM_MAX_TOKENS, settings.ASSISTANT_ANSWER_MAX_TOKENS)
 
     def _usage(
-        self, usage: tuple[int | None, int | None], messages: list[dict[str, str]], text: str
+        self, usage: tuple[int | None, int | None], messages: list[dict[str, str]], pieces: int
     ) -> dict[str, Any]:
+        """Token counts from the server, or estimated (a streamed piece is about a token)."""
         prompt_tokens, completion_tokens = usage
         estimated = prompt_tokens is None or completion_tokens is None
         if estimated:
             prompt_tokens = sum(len(m["content"]) for m in messages) // 4
-            completion_tokens = max(1, len(text) // 4) if text else 0
+            completion_tokens = pieces
         return {
             "model": settings.LLM_MODEL,
             "prompt_tokens": prompt_tokens,
@@ -566,7 +568,7 @@ class _Run:
         accepted: list[str] = []
         claims = 0
         buffer, raw, usage, failure = "", "", (None, None), None
-        stop = False
+        stop, pieces = False, 0
 
         async def consider(sentence: str) -> bool:
             """Show `sentence` if the guard passes it; False stops the answer."""
@@ -603,6 +605,7 @@ class _Run:
                     if not piece.delta:
                         continue
                     raw += piece.delta
+                    pieces += 1
                     buffer += piece.delta
                     done, buffer = grounding.complete_sentences(buffer)
                     for sentence in done:
@@ -618,7 +621,7 @@ class _Run:
             metrics.llm_error_from_exception(exc)
             logger.warning("LLM failed in a grounded answer after %d characters: %r", len(raw), exc)
 
-        usage_fields = self._usage(usage, messages, raw)
+        usage_fields = self._usage(usage, messages, pieces)
         reason = ""
         if failure is not None:
             reason = "llm_error"

@@ -24,7 +24,11 @@ from apps.conversations.models import (
     MessageRole,
     MessageStatus,
 )
-from apps.conversations.selectors import message_by_client_id, message_wire
+from apps.conversations.selectors import (
+    message_by_client_id,
+    message_event_payload,
+    message_wire,
+)
 from apps.core import realtime
 from apps.core.errors import ApplicationError
 from apps.events.models import EventType
@@ -38,16 +42,7 @@ def _after_commit(callback: Any) -> None:
 
 
 def _message_event_payload(message: Message) -> dict[str, Any]:
-    return {
-        "conversation_id": str(message.conversation.public_id),
-        "message_id": message.pk,
-        "role": message.role,
-        "content": message.content,
-        "status": message.status,
-        "citations": message.citations,
-        "decision": message.decision,
-        "created_at": message.created_at.isoformat(),
-    }
+    return message_event_payload(message)
 
 
 def _push_message(message: Message) -> None:
