@@ -11,10 +11,12 @@ import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import kubernetes_validate
 import pytest
 import yaml
+from cloudcoil.models.keda import v1alpha1 as keda
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -414,9 +416,27 @@ def compose_app_environment(service: dict) -> dict[str, str]:
     return {key: interpolate(value) for key, value in environment.items()}
 
 
+def app_env_sources() -> set[tuple[str, str]]:
+    """(kind, name) of every ConfigMap and Secret an app container loads with envFrom."""
+    sources = set()
+    for _, spec in app_pod_specs():
+        for container in containers(spec):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    sources.add(("ConfigMap", source["configMapRef"]["name"]))
+                if "secretRef" in source:
+                    sources.add(("Secret", source["secretRef"]["name"]))
+    return sources
+
+
 def k8s_config() -> dict[str, str]:
+    """The variables app pods get from ConfigMaps and Secrets (others, like KEDA's, are not
+    the app's)."""
     data: dict[str, str] = {}
+    loaded = app_env_sources()
     for obj in [*k8s_kind("ConfigMap"), *k8s_kind("Secret")]:
+        if (obj["kind"], obj["metadata"]["name"]) not in loaded:
+            continue
         data.update({k: str(v) for k, v in (obj.get("data") or {}).items()})
         data.update({k: str(v) for k, v in (obj.get("stringData") or {}).items()})
     return data
@@ -883,6 +903,40 @@ def test_vllm_requests_a_gpu_in_k8s():
 # --- Kubernetes -----------------------------------------------------------------------------------
 
 K8S_VERSION = kubernetes_validate.latest_version()
+# KEDA's custom resources, as models generated from KEDA's CRDs (cloudcoil-models-keda).
+KEDA_MODELS = {
+    "ScaledObject": keda.ScaledObject,
+    "TriggerAuthentication": keda.TriggerAuthentication,
+}
+
+
+def keda_problems(obj: dict) -> list[str]:
+    """Why `obj` is not a valid KEDA object: schema errors, then fields the schema lacks (the
+    models ignore unknown fields, so what does not survive a round trip is unknown)."""
+    model = KEDA_MODELS.get(obj.get("kind"))
+    if model is None or obj.get("apiVersion") != "keda.sh/v1alpha1":
+        return [f"no KEDA schema for {obj.get('apiVersion')} {obj.get('kind')}"]
+    try:
+        parsed = model.model_validate(obj)
+    except ValueError as exc:
+        return [str(exc)]
+    kept = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def unknown(given: Any, known: Any, where: str) -> list[str]:
+        if isinstance(given, dict) and isinstance(known, dict):
+            found = [f"{where}.{key}: unknown field" for key in given if key not in known]
+            for key in given.keys() & known.keys():
+                found += unknown(given[key], known[key], f"{where}.{key}")
+            return found
+        if isinstance(given, list) and isinstance(known, list) and len(given) == len(known):
+            return [
+                p
+                for i, (g, k) in enumerate(zip(given, known, strict=True))
+                for p in unknown(g, k, f"{where}[{i}]")
+            ]
+        return [] if given == known else [f"{where}: {given!r} read as {known!r}"]
+
+    return unknown(obj, kept, obj["kind"])
 
 
 @pytest.mark.parametrize(
@@ -891,8 +945,34 @@ K8S_VERSION = kubernetes_validate.latest_version()
     ids=[f"{path.name}:{doc['kind']}/{doc['metadata']['name']}" for path, doc in k8s_objects()],
 )
 def test_k8s_manifest_validates_against_the_schema(obj):
+    if obj["apiVersion"].startswith("keda.sh/"):
+        assert keda_problems(obj) == []
+        return
     # strict: unknown fields fail too. A kind without a schema raises and so fails the test.
     kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def _scaled_object(**spec_changes: Any) -> dict:
+    (obj,) = [o for o in k8s_kind("ScaledObject") if o["metadata"]["name"].endswith("-default")]
+    return {**obj, "spec": {**obj["spec"], **spec_changes}}
+
+
+@pytest.mark.parametrize(
+    "obj,problem",
+    [
+        (_scaled_object(minReplicaCount="one"), "minReplicaCount"),
+        (_scaled_object(scaleTarget={"name": "x"}), "spec.scaleTarget: unknown field"),
+        ({**_scaled_object(), "kind": "ScaledThing"}, "no KEDA schema"),
+        (
+            _scaled_object(triggers=[{"type": "redis", "metadata": {}, "authRef": {}}]),
+            "triggers[0].authRef: unknown field",
+        ),
+    ],
+    ids=["bad-type", "unknown-field", "unknown-kind", "unknown-nested-field"],
+)
+def test_keda_checker_rejects_invalid_objects(obj, problem):
+    problems = keda_problems(obj)
+    assert any(problem in p for p in problems), problems
 
 
 def test_kustomization_lists_every_manifest():
@@ -914,20 +994,74 @@ def test_ingress_supports_websockets():
             assert path["backend"]["service"]["name"] in services
 
 
-def test_web_and_workers_have_hpas():
-    targets = {
-        h["spec"]["scaleTargetRef"]["name"]
-        for h in k8s_kind("HorizontalPodAutoscaler")
-        if h["apiVersion"] == "autoscaling/v2"
-    }
-    scalable = [
-        d["metadata"]["name"]
+def worker_deployments() -> list[dict]:
+    return [
+        d
         for d in k8s_kind("Deployment")
-        if d["metadata"]["labels"].get("app.kubernetes.io/component") in {"web", "worker"}
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
     ]
-    assert "supportai-web" in scalable
-    assert len(scalable) >= 3
-    assert set(scalable) <= targets, f"no HPA for {set(scalable) - targets}"
+
+
+def test_web_has_an_hpa_and_workers_have_none_of_their_own():
+    hpa_targets = [h["spec"]["scaleTargetRef"]["name"] for h in k8s_kind("HorizontalPodAutoscaler")]
+    assert "supportai-web" in hpa_targets
+    # KEDA makes and drives each worker's HPA; a second one would fight it.
+    workers = {d["metadata"]["name"] for d in worker_deployments()}
+    assert len(workers) >= 3
+    assert not workers & set(hpa_targets)
+
+
+def test_every_worker_scales_on_its_own_redis_queue():
+    broker = urlparse(k8s_config().get("CELERY_BROKER_URL") or k8s_config()["REDIS_URL"])
+    scaled = {o["spec"]["scaleTargetRef"]["name"]: o for o in k8s_kind("ScaledObject")}
+    authentications = {a["metadata"]["name"]: a for a in k8s_kind("TriggerAuthentication")}
+    secrets = {s["metadata"]["name"]: s for s in k8s_kind("Secret")}
+    for worker in worker_deployments():
+        name = worker["metadata"]["name"]
+        assert name in scaled, f"no ScaledObject for {name}"
+        obj = scaled[name]
+        assert obj["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+        # A fixed replica count would be reset on every `kubectl apply`.
+        assert "replicas" not in worker["spec"], f"{name} sets replicas; KEDA owns them"
+        (queue,) = pod_spec(worker)["containers"][0]["args"][1].split(",")
+        (trigger,) = obj["spec"]["triggers"]
+        assert trigger["type"] == "redis"
+        meta = trigger["metadata"]
+        assert meta["listName"] == queue, name
+        assert int(meta["listLength"]) >= 1
+        # The broker KEDA reads is the one the app writes to.
+        assert meta["address"] == f"{broker.hostname}:{broker.port or 6379}", name
+        assert meta["databaseIndex"] == (broker.path.strip("/") or "0"), name
+        assert meta["enableTLS"] == ("true" if broker.scheme == "rediss" else "false"), name
+        if broker.password:
+            auth = authentications[trigger["authenticationRef"]["name"]]
+            (ref,) = [r for r in auth["spec"]["secretTargetRef"] if r["parameter"] == "password"]
+            assert ref["key"] in secrets[ref["name"]]["stringData"], ref
+        low, high = obj["spec"].get("minReplicaCount", 0), obj["spec"]["maxReplicaCount"]
+        assert 0 <= low <= high and high >= 2, name
+    assert set(scaled) == {d["metadata"]["name"] for d in worker_deployments()}
+
+
+def test_the_default_queue_never_scales_to_zero():
+    """Beat's heartbeat (and every unrouted task) goes to `default`: one worker always takes it."""
+    from workers.config import BEAT_SCHEDULE, DEFAULT_QUEUE, TASK_ROUTES
+
+    routed = {pattern.rstrip("*") for pattern in TASK_ROUTES}
+    heartbeat = BEAT_SCHEDULE["worker-heartbeat"]["task"]
+    assert not any(heartbeat.startswith(prefix) for prefix in routed)
+    (obj,) = [
+        o
+        for o in k8s_kind("ScaledObject")
+        if o["spec"]["triggers"][0]["metadata"]["listName"] == DEFAULT_QUEUE
+    ]
+    assert obj["spec"]["minReplicaCount"] >= 1
+
+
+def test_app_secrets_stay_out_of_keda_and_keda_secrets_out_of_app_pods():
+    loaded = {name for kind, name in app_env_sources() if kind == "Secret"}
+    for auth in k8s_kind("TriggerAuthentication"):
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["name"] not in loaded, f"KEDA reads {ref['name']}, which app pods load"
 
 
 def test_k8s_workers_cover_every_queue_with_ingest_separate():
@@ -950,7 +1084,7 @@ def test_beat_is_a_single_recreated_pod():
     assert beat["spec"]["strategy"]["type"] == "Recreate"
     assert not [
         h
-        for h in k8s_kind("HorizontalPodAutoscaler")
+        for h in [*k8s_kind("HorizontalPodAutoscaler"), *k8s_kind("ScaledObject")]
         if h["spec"]["scaleTargetRef"]["name"] == "supportai-beat"
     ]
 
@@ -971,6 +1105,47 @@ def test_qdrant_is_a_statefulset_with_volume_claims():
 def test_migration_job_runs_migrate():
     jobs = k8s_kind("Job")
     assert any(pod_spec(j)["containers"][0]["args"][0] == "migrate" for j in jobs)
+
+
+def test_web_workers_and_beat_wait_for_the_migration_job():
+    assert "  wait-for-migrations)" in ENTRYPOINT.read_text()
+    for d in k8s_kind("Deployment"):
+        if not any(is_app_image(c["image"]) for c in containers(pod_spec(d))):
+            continue
+        waits = [
+            c
+            for c in pod_spec(d).get("initContainers", [])
+            if is_app_image(c["image"]) and c.get("args") == ["wait-for-migrations"]
+        ]
+        assert waits, f"{d['metadata']['name']} starts without waiting for the migrations"
+
+
+def _budgets_for(labels: dict) -> list[dict]:
+    return [
+        p
+        for p in k8s_kind("PodDisruptionBudget")
+        if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+
+
+def test_web_and_every_worker_have_a_disruption_budget_that_lets_drains_through():
+    lowest = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+        for h in k8s_kind("HorizontalPodAutoscaler")
+    }
+    lowest |= {
+        o["spec"]["scaleTargetRef"]["name"]: o["spec"].get("minReplicaCount", 0)
+        for o in k8s_kind("ScaledObject")
+    }
+    for d in [deployment("supportai-web"), *worker_deployments()]:
+        name = d["metadata"]["name"]
+        (budget,) = _budgets_for(d["spec"]["template"]["metadata"]["labels"])
+        spec = budget["spec"]
+        # A budget no eviction can satisfy would block every node drain.
+        if "maxUnavailable" in spec:
+            assert int(spec["maxUnavailable"]) >= 1, name
+        else:
+            assert int(spec["minAvailable"]) < lowest[name], name
 
 
 def test_web_probes_and_disruption_budget():
