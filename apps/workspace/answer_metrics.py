@@ -7,8 +7,10 @@ engine. `score_answer` checks it; `summarize` turns the scores of one strategy i
   case-insensitive regex; a declined answer states none);
 - invented-number rate: share of answers with a number (amount, phone number, percentage, time,
   count) that occurs nowhere in the tenant's knowledge nor in the question itself, after
-  normalisation ("$6.95" = "6.95", "two hours" = "2 hours", "6 pm" = "18:00",
-  "1,000" = "1000"); citation markers like [1] and list numbering are ignored;
+  normalisation ("$6.95" = "6.95 USD" = "6.95", "two hours" = "2 hours", "6 pm" = "18:00",
+  "1,000" = "1000"); an amount or a percentage must occur as one ("$7" is invented even
+  where the knowledge says "7 business days"); citation markers like [1] and list numbering
+  are ignored;
 - unsupported-sentence rate: share of the sentences of non-declined answers whose content
   words mostly do not occur in the cited sources' text (`SUPPORT_THRESHOLD`); a lexical check,
   cruder than the engine's guard on purpose, so that it is an independent second opinion;
@@ -25,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +83,16 @@ _TIME_12H = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?", re.IGNO
 _TIME_24H = re.compile(r"\b(\d{1,2}):(\d{2})\b")
 # A number not glued to a preceding letter ("mp3", "v2" are names, not numbers).
 _NUMBER = re.compile(r"(?<![A-Za-z\d.,])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
+# Amounts and percentages keep their kind: "$7" is not the 7 of "7 business days".
+_VALUE = r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+_AMOUNT_BEFORE = re.compile(r"[$€£]\s?" + _VALUE)
+_AMOUNT_AFTER = re.compile(
+    r"(?<![A-Za-z\d.,])" + _VALUE + r"\s?(?:usd|us dollars?|dollars?|bucks|eur|euros?)\b",
+    re.IGNORECASE,
+)
+_PERCENT = re.compile(
+    r"(?<![A-Za-z\d.,])" + _VALUE + r"\s?(?:%|percent\b|per cent\b)", re.IGNORECASE
+)
 
 
 def _number_word(match: re.Match[str]) -> str:
@@ -143,16 +155,30 @@ def _numbers(text: str, *, knowledge: bool) -> set[str]:
             found.update({str(hour), str(hour % 12 or 12)})
         return " "
 
+    def typed(kind: str) -> Callable[[re.Match[str]], str]:
+        def replace(match: re.Match[str]) -> str:
+            value = _plain_number(match.group(1), match.group(2))
+            found.add(f"{kind}:{value}")
+            if knowledge:  # an answer may state "$6.95" as "6.95"
+                found.add(value)
+            return " "
+
+        return replace
+
     text = _PHONE.sub(phone, text)
     text = _PHONE_LOCAL.sub(local_phone, text)
     text = _TIME_12H.sub(time_12h, text)
     text = _TIME_24H.sub(time_24h, text)
+    text = _AMOUNT_BEFORE.sub(typed("amount"), text)
+    text = _AMOUNT_AFTER.sub(typed("amount"), text)
+    text = _PERCENT.sub(typed("percent"), text)
     found.update(_plain_number(m.group(1), m.group(2)) for m in _NUMBER.finditer(text))
     return found
 
 
 def numbers_in(text: str) -> set[str]:
-    """The normalised numbers of `text`: "6.95", "1000", "phone:5035550142", "time:18:00"."""
+    """The normalised numbers of `text`: "1000", "amount:6.95", "percent:30",
+    "phone:5035550142", "time:18:00"."""
     return _numbers(text, knowledge=False)
 
 

@@ -71,12 +71,20 @@ def test_a_declined_answer_states_no_fact_even_if_its_text_contains_one():
 
 
 def test_a_wrong_amount_is_an_invented_number():
-    assert score(content="The return label costs $3.50 [1].").invented == ["3.5"]
+    assert score(content="The return label costs $3.50 [1].").invented == ["amount:3.5"]
+
+
+def test_an_amount_must_be_an_amount_of_the_knowledge_not_just_any_number():
+    # 7 occurs ("7 business days"), $7 does not; 30 occurs, 30 % does not.
+    assert m.invented_numbers("A new battery costs $7.", ALLOWED) == ["amount:7"]
+    assert m.invented_numbers("Refunds take 7 days.", ALLOWED) == []
+    assert m.invented_numbers("You get 30% back.", ALLOWED) == ["percent:30"]
+    assert m.invented_numbers("Charge to 80 percent.", ALLOWED) == []
 
 
 def test_an_invented_phone_number_and_salary_count():
     assert m.invented_numbers("Call us on 1-800-555-1234.", ALLOWED) == ["phone:8005551234"]
-    assert m.invented_numbers("Our CEO earns $235,000.", ALLOWED) == ["235000"]
+    assert m.invented_numbers("Our CEO earns $235,000.", ALLOWED) == ["amount:235000"]
     assert m.invented_numbers("We are open 9 am to 5 pm.", ALLOWED) == ["time:17:00", "time:9:00"]
 
 

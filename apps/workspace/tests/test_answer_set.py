@@ -263,7 +263,7 @@ def test_runner_asks_each_question_once_per_strategy_and_scores_the_answers(tena
     by_key = {(r["strategy"], r["question"]): r for r in report["results"]}
     returns = by_key[("grounded", "How long to return?")]
     assert returns["cited_documents"][0][0] == "Returns And Refunds"
-    assert returns["invented_numbers"] == ["3.5"]
+    assert returns["invented_numbers"] == ["amount:3.5"]
     assert by_key[("generative", "How long to return?")]["error"] == "TimeoutError: model too slow"
     reasons = {(f["strategy"], f["question"]): f["why"] for f in report["failures"]}
     assert "out-of-scope question answered" in reasons[("generative", questions[1].question)]
