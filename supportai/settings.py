@@ -460,8 +460,9 @@ except ValueError as exc:
         "WEBHOOK_RETRY_DELAYS must be comma-separated seconds, e.g. 30,120,600"
     ) from exc
 WEBHOOK_TIMEOUT = _float("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
-# Webhook URLs on loopback/private addresses are refused in production (request forgery).
-WEBHOOK_ALLOW_PRIVATE_TARGETS = _bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", DEBUG)
+# Webhook URLs on loopback/private addresses are refused (request forgery), DEBUG or not:
+# the demo runs with DEBUG on and would otherwise let a webhook read the host's own services.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = _bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "SupportAI API",
     "DESCRIPTION": "REST API for CRM integration: conversations, contacts, knowledge, webhooks.",

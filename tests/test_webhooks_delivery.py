@@ -78,9 +78,9 @@ def test_a_failed_attempt_schedules_a_retry(
         services.webhook_delivery_attempt(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and delivery.last_status_code == 503
-    assert (
-        delivery.last_error == "HTTP 503" and "receiver says no" in delivery.response_body_excerpt
-    )
+    assert delivery.last_error == "HTTP 503"
+    # The receiver is on loopback: what a private address answers is never kept (issue #11).
+    assert delivery.response_body_excerpt == ""
     assert delivery.next_attempt_at > timezone.now()
     assert len(scheduled) == 1 and 30.0 <= scheduled[0][1] <= 37.5
 

@@ -8,7 +8,6 @@ import json
 import logging
 import random
 import secrets
-import socket
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core import netguard
 from apps.core.errors import ApplicationError
 from apps.events.models import Event, EventType
 from apps.integrations.models import (
@@ -129,13 +129,12 @@ def api_key_touch(*, api_key: ApiKey, now: datetime | None = None) -> None:
 # --- Webhook subscriptions ------------------------------------------------------------------------
 
 
-def _address_is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_global and not ip.is_multicast
-
-
 def webhook_url_check(url: str, *, resolve: bool = True) -> None:
-    """Refuse non-HTTP(S) URLs and, unless allowed, hosts that resolve to private addresses."""
+    """Refuse non-HTTP(S) URLs and, unless allowed, hosts that resolve to private addresses.
+
+    A check made ahead of time (when the subscription is saved); the delivery itself connects
+    only to addresses checked at connection time (`apps.core.netguard`).
+    """
     parsed = urlparse(url or "")
     if parsed.scheme not in {"http", "https"} or not parsed.hostname:
         raise ApplicationError(
@@ -145,26 +144,25 @@ def webhook_url_check(url: str, *, resolve: bool = True) -> None:
         return
     host = parsed.hostname
     try:
-        addresses = [ipaddress.ip_address(host).compressed]
+        ipaddress.ip_address(host)
+        literal = True
     except ValueError:
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
-            addresses = ["127.0.0.1"]
-        elif not resolve:
-            return
-        else:
-            try:
-                infos = socket.getaddrinfo(host, parsed.port or 443, proto=socket.IPPROTO_TCP)
-            except OSError as exc:
-                raise ApplicationError(
-                    f"The webhook host {host!r} does not resolve.", code="invalid"
-                ) from exc
-            addresses = [info[4][0] for info in infos]
-    if not all(_address_is_public(a) for a in addresses):
+        literal = False
+    local_name = host == "localhost" or host.endswith((".localhost", ".local", ".internal"))
+    if not resolve and not literal and not local_name:
+        return
+    try:
+        netguard.public_addresses(host, parsed.port or 443)
+    except netguard.PrivateAddressError as exc:
         raise ApplicationError(
             "The webhook URL points at a private, loopback or reserved address.",
             extra={"url": url},
             code="invalid",
-        )
+        ) from exc
+    except httpx.ConnectError as exc:
+        raise ApplicationError(
+            f"The webhook host {host!r} does not resolve.", code="invalid"
+        ) from exc
 
 
 def _event_types_clean(event_types: Iterable[str]) -> list[str]:
@@ -359,7 +357,10 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
     try:
         # Checked again at send time: DNS may have changed since the subscription was saved.
         webhook_url_check(subscription.url)
-        with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False) as client:
+        transport = netguard.guarded_transport(allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
+        with httpx.Client(
+            transport=transport, timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False
+        ) as client:
             response = client.post(subscription.url, content=body, headers=headers)
     except ApplicationError as exc:
         return None, exc.message, "", 0
@@ -367,7 +368,10 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
         elapsed = int((time.monotonic() - started) * 1000)
         return None, f"{type(exc).__name__}: {exc}"[:1000], "", elapsed
     elapsed = int((time.monotonic() - started) * 1000)
-    excerpt = response.text[:RESPONSE_EXCERPT_CHARS]
+    # What a private address answered is never kept or shown: with private targets allowed,
+    # a subscription could otherwise read the server's internal pages back.
+    public = bool(transport.backend.connected) and all(p for _, p in transport.backend.connected)
+    excerpt = response.text[:RESPONSE_EXCERPT_CHARS] if public else ""
     error = "" if response.is_success else f"HTTP {response.status_code}"
     return response.status_code, error, excerpt, elapsed
 

@@ -12,10 +12,8 @@
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import posixpath
-import socket
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +25,8 @@ from xml.etree import ElementTree
 import httpx
 from django.conf import settings
 from protego import Protego
+
+from apps.core import netguard
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,9 @@ class Crawler:
             headers={"User-Agent": user_agent},
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
-            transport=transport,
+            # Connects only to the addresses it checked, so DNS cannot rebind between
+            # `_check_address` and the connection.
+            transport=transport or netguard.guarded_transport(allow_private=allow_private),
         )
         self._robots: dict[tuple[str, str], Protego | None] = {}
         self._last_request: dict[tuple[str, str], float] = {}
@@ -245,12 +247,11 @@ class Crawler:
             return
         host = urlparse(url).hostname or ""
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as exc:
+            addresses = netguard.resolve(host)
+        except OSError as exc:
             raise TransientFetchError(f"{host}: the name does not resolve ({exc})") from exc
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
+        for address in addresses:
+            if not netguard.address_is_public(address):
                 raise FetchError(
                     f"{host} resolves to a private or local address ({address}); refused"
                 )
