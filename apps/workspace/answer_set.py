@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 
 from apps.tenants.models import Tenant
 from apps.workspace import answer_metrics as metrics
@@ -286,31 +286,39 @@ def run_answer_set(
     questions = list(questions)[:limit] if limit else list(questions)
     allowed = metrics.knowledge_numbers(knowledge_text(tenant=tenant))
     scores: dict[str, list[metrics.AnswerScore]] = {s: [] for s in strategies}
-    total, done = len(questions) * len(strategies), 0
-    # Question by question, all strategies in turn, so a change in the machine's load over the
-    # run affects every strategy alike.
-    for question in questions:
-        for strategy in strategies:
-            started = time.monotonic()
-            try:
-                answer = async_to_sync(ask)(
-                    tenant=tenant, question=question.question, history=(), strategy=strategy
-                )
-                error = ""
-            except Exception as exc:  # noqa: BLE001 - one failed answer is a result, not the end
-                answer, error = None, f"{type(exc).__name__}: {exc}"
-            record = record_for(
-                tenant=tenant,
-                question=question,
-                strategy=strategy,
-                answer=answer,
-                error=error,
-                elapsed_ms=int((time.monotonic() - started) * 1000),
-            )
-            scores[strategy].append(metrics.score_answer(record, allowed_numbers=allowed))
-            done += 1
-            if progress:
-                progress(done, total, record)
+    total = len(questions) * len(strategies)
+
+    def score(question: SetQuestion, strategy: str, answer: Any, error: str, ms: int) -> None:
+        record = record_for(
+            tenant=tenant,
+            question=question,
+            strategy=strategy,
+            answer=answer,
+            error=error,
+            elapsed_ms=ms,
+        )
+        scores[strategy].append(metrics.score_answer(record, allowed_numbers=allowed))
+        if progress:
+            progress(sum(len(v) for v in scores.values()), total, record)
+
+    async def ask_all() -> None:
+        # One event loop for the whole run, as in a chat server. Question by question, all
+        # strategies in turn, so a change in the machine's load over the run affects every
+        # strategy alike.
+        for question in questions:
+            for strategy in strategies:
+                started = time.monotonic()
+                try:
+                    answer = await ask(
+                        tenant=tenant, question=question.question, history=(), strategy=strategy
+                    )
+                    error = ""
+                except Exception as exc:  # noqa: BLE001 - a failed answer is a result too
+                    answer, error = None, f"{type(exc).__name__}: {exc}"
+                elapsed = int((time.monotonic() - started) * 1000)
+                await sync_to_async(score)(question, strategy, answer, error, elapsed)
+
+    async_to_sync(ask_all)()
     return report(tenant=tenant, scores=scores)
 
 
