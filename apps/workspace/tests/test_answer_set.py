@@ -146,6 +146,13 @@ def test_demo_set_is_big_enough_and_covers_every_article():
     assert len({q.question.lower() for q in questions}) == len(questions), "duplicate questions"
 
 
+def test_any_prefix_of_the_demo_set_mixes_articles_and_out_of_scope_questions():
+    """`--limit N` takes the first N questions; they should be a fair sample."""
+    first = answer_set.load_answer_set(DEMO)[:12]
+    assert len({q.article for q in first if q.answerable}) >= 6
+    assert sum(1 for q in first if not q.answerable) >= 3
+
+
 def test_every_fact_of_the_demo_set_is_stated_by_its_article():
     """A fact that its own article does not state is a wrong fact in the set."""
     wrong = []
