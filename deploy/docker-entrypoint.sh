@@ -40,12 +40,14 @@ case "$role" in
       esac
       export ALLOWED_HOSTS
     fi
+    # X-Forwarded-For is read by the application (TRUSTED_PROXIES, supportai/edge.py), not by
+    # uvicorn, whose "*" would believe whatever a client claims.
     # uvicorn's own process manager (uvicorn.workers for gunicorn is deprecated). One process per
     # CPU is a good start; on Kubernetes prefer 1-2 per pod and scale pods with the HPA.
     exec uvicorn supportai.asgi:application \
       --host 0.0.0.0 --port 8000 \
       --workers "${WEB_CONCURRENCY:-2}" \
-      --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+      --no-proxy-headers \
       --ws websockets-sansio --lifespan off \
       --timeout-graceful-shutdown 25 --no-server-header \
       "$@"

@@ -10,13 +10,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from supportai.edge import TrustedProxyMiddleware  # noqa: E402
 from supportai.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # Origin checks are per tenant (widget keys bind allowed origins), so each consumer
-        # checks the Origin header itself instead of a global AllowedHostsOriginValidator.
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+# The real client behind trusted reverse proxies, for HTTP and websockets alike (rate limits).
+application = TrustedProxyMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            # Origin checks are per tenant (widget keys bind allowed origins), so each consumer
+            # checks the Origin header itself instead of a global AllowedHostsOriginValidator.
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )

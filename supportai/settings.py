@@ -7,6 +7,7 @@ start-up with `ImproperlyConfigured` naming the variable. Secrets may also come 
 
 from __future__ import annotations
 
+import ipaddress as _ipaddress
 import secrets
 from pathlib import Path
 from urllib.parse import urlparse
@@ -128,6 +129,24 @@ for _origin in CSRF_TRUSTED_ORIGINS:
             f"CSRF_TRUSTED_ORIGINS entry {_origin!r} must start with http:// or https://"
         )
 PUBLIC_URL = _url("PUBLIC_URL", "http://127.0.0.1:8000", schemes={"http", "https"})
+# Reverse proxies whose X-Forwarded-For is believed (supportai/edge.py): the client is the
+# right-most address before them. The default trusts loopback and private networks, where the
+# load balancer, ingress or host proxy sits; "none" trusts no one (the server faces clients).
+_TRUSTED_PROXIES_DEFAULT = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+TRUSTED_PROXIES = _list("TRUSTED_PROXIES", _TRUSTED_PROXIES_DEFAULT.split(","))
+if [p.lower() for p in TRUSTED_PROXIES] == ["none"]:
+    TRUSTED_PROXIES = []
+try:
+    for _proxy in TRUSTED_PROXIES:
+        _ipaddress.ip_network(_proxy, strict=False)
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES must be addresses or networks (10.0.0.0/8), or none: {exc}"
+    ) from exc
+# Failed admin sign-ins before the account (or the client address) is refused for a while.
+LOGIN_FAILURES_PER_ACCOUNT = _int("LOGIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+LOGIN_FAILURES_PER_ADDRESS = _int("LOGIN_FAILURES_PER_ADDRESS", 30, minimum=1)
+LOGIN_LOCKOUT_SECONDS = _int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 
 INSTALLED_APPS = [
     "unfold",
@@ -160,6 +179,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request id and timing for every log line of the request; first, so it sees everything.
     "supportai.logging.RequestContextMiddleware",
+    # Oversized API bodies are refused before anything reads them.
+    "supportai.edge.ApiBodyLimitMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -447,6 +468,8 @@ REST_FRAMEWORK = {
 }
 # Requests a minute per API key (and per signed-in person) before the API answers 429.
 API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+# Largest API request body other than file uploads (JSON), in bytes; larger ones get 413.
+API_MAX_BODY_BYTES = _int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Webhooks ---------------------------------------------------------------------------------
 

@@ -75,3 +75,104 @@ async def test_knowledge_admin_socket_refuses_foreign_and_missing_origins(tenant
     assert await _knowledge_socket_connects(tenant_a.owner, b"http://127.0.0.1")
     assert not await _knowledge_socket_connects(tenant_a.owner, b"https://evil.example.com")
     assert not await _knowledge_socket_connects(tenant_a.owner, None)
+
+
+# --- Hole 7: admin sign-in is throttled ----------------------------------------------------------
+
+
+def _sign_in(client, username: str, password: str):
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
+
+
+def test_ten_wrong_passwords_then_the_right_one_is_still_refused(tenant_a):
+    from django.test import Client
+
+    user = tenant_a.admin
+    user.set_password("the-right-password-7")
+    user.save()
+    client = Client()
+    for _ in range(10):
+        assert _sign_in(client, user.username, "guess").status_code == 200
+    response = _sign_in(client, user.username, "the-right-password-7")
+    assert response.status_code == 200, "signed in despite ten failures"
+    assert "Too many failed sign-ins" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_throttling_one_account_leaves_the_others_alone(tenant_a):
+    from django.test import Client
+
+    owner = tenant_a.owner
+    owner.set_password("owner-password-9")
+    owner.save()
+    client = Client()
+    for _ in range(6):
+        _sign_in(client, tenant_a.admin.username, "guess")
+    response = _sign_in(client, owner.username, "owner-password-9")
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(owner.pk)
+
+
+# --- Hole 7: a cap on API request bodies -----------------------------------------------------
+
+
+def test_oversized_api_json_body_is_413_before_it_is_parsed(tenant_a, api_key_for, settings):
+    settings.API_MAX_BODY_BYTES = 64 * 1024
+    client = api_key_for(tenant_a.tenant, scopes=["contacts:write"])
+    big = {"external_id": "big", "attributes": {"blob": "x" * (settings.API_MAX_BODY_BYTES + 1)}}
+    response = client.post(f"{API}/contacts/", big, format="json")
+    body = assert_error(response, 413, "too_large")
+    assert "larger than" in body["error"]["message"]
+    small = client.post(f"{API}/contacts/", {"external_id": "small"}, format="json")
+    assert small.status_code == 201, small.content
+
+
+# --- Hole 7: the client address behind trusted proxies -----------------------------------------
+
+
+PROXIES = ["10.0.0.0/8", "127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        # A customer behind the load balancer: the address the proxy saw.
+        ("10.0.0.5", ["198.51.100.7"], "198.51.100.7"),
+        # Two proxies; whatever the customer claimed on the left is ignored.
+        ("10.0.0.5", ["6.6.6.6, 198.51.100.7, 10.0.0.9"], "198.51.100.7"),
+        # Header split over two lines.
+        ("10.0.0.5", ["6.6.6.6", "198.51.100.7"], "198.51.100.7"),
+        # A client that is not a proxy cannot choose its address by sending the header.
+        ("203.0.113.9", ["198.51.100.7"], "203.0.113.9"),
+        # Garbage from the proxy's side: fall back to the last good hop.
+        ("10.0.0.5", ["not-an-ip"], "10.0.0.5"),
+        ("10.0.0.5", [], "10.0.0.5"),
+        ("10.0.0.5", ["[2001:db8::1]:443"], "2001:db8::1"),
+    ],
+)
+def test_client_address_behind_trusted_proxies(peer, forwarded, client):
+    from supportai.edge import client_address, parse_networks
+
+    assert client_address(peer, forwarded, parse_networks(PROXIES)) == client
+
+
+@pytest.mark.parametrize("kind", ["http", "websocket"])
+async def test_asgi_application_sees_the_real_client(kind, settings):
+    from supportai.edge import TrustedProxyMiddleware
+
+    seen = {}
+
+    async def app(scope, receive, send):
+        seen["client"] = scope["client"]
+
+    wrapped = TrustedProxyMiddleware(app, trusted=PROXIES)
+    scope = {
+        "type": kind,
+        "client": ("10.0.0.5", 5000),
+        "headers": [(b"x-forwarded-for", b"6.6.6.6, 198.51.100.7")],
+    }
+    await wrapped(scope, None, None)
+    assert seen["client"][0] == "198.51.100.7"
+    # And the deployed application is wrapped by it.
+    from supportai.asgi import application
+
+    assert isinstance(application, TrustedProxyMiddleware)
