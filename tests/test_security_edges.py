@@ -176,3 +176,42 @@ async def test_asgi_application_sees_the_real_client(kind, settings):
     from supportai.asgi import application
 
     assert isinstance(application, TrustedProxyMiddleware)
+
+
+# --- Hole 7: syncing a source takes a POST (a link on another site cannot trigger it) ----------
+
+
+@pytest.mark.django_db
+def test_sync_now_get_only_asks_and_post_with_csrf_queues(
+    tenant_a, django_capture_on_commit_callbacks
+):
+    from unittest import mock
+
+    from django.test import Client
+    from django.urls import reverse
+
+    from apps.knowledge.models import Source
+    from apps.knowledge.services import source_create
+
+    source = source_create(
+        tenant=tenant_a.tenant, kind=Source.Kind.TEXT, name="Returns", text="x", sync=False
+    )
+    url = reverse("admin:knowledge_source_sync_now_detail", args=[source.pk])
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(tenant_a.admin)
+    with (
+        mock.patch("apps.knowledge.tasks.sync_source.delay") as delay,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert 'method="post"' in page.content.decode()
+        source.refresh_from_db()
+        assert source.status == Source.Status.IDLE and not delay.called
+        # A cross-site form post carries no CSRF token.
+        assert client.post(url).status_code == 403
+        assert not delay.called
+        token = client.cookies["csrftoken"].value
+        response = client.post(url, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    delay.assert_called_once_with(tenant_a.tenant.pk, source.pk)

@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
@@ -38,6 +39,25 @@ STATUS_COLOURS = {
 
 def _groups_text(groups: list[str]) -> str:
     return ", ".join(groups or [])
+
+
+def _confirm_page(
+    request: HttpRequest, model_admin: Any, *, title: str, text: str, button: str, cancel_url: str
+) -> HttpResponse:
+    """A page whose POST (with its CSRF token) does what a detail-action link asked for.
+
+    Unfold renders detail actions as links (GET), which another site could make a signed-in
+    admin's browser follow; actions that change something therefore only ask on a GET.
+    """
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": model_admin.model._meta,
+        "text": text,
+        "button": button,
+        "cancel_url": cancel_url,
+    }
+    return TemplateResponse(request, "admin/knowledge/confirm_action.html", context)
 
 
 class SourceForm(forms.ModelForm):
@@ -265,8 +285,18 @@ class SourceAdmin(TenantScopedAdmin):
             raise Http404("No such source.")
         if not self._allowed(request, self.change_role, source):
             raise PermissionDenied
-        # Unfold renders detail actions as links (GET). Queuing a sync is idempotent and
-        # changes nothing but the status, so a GET is acceptable here.
+        if request.method != "POST":
+            # Unfold renders detail actions as links (GET), which any other site could make
+            # a signed-in admin's browser follow: a GET only asks, the POST (with its CSRF
+            # token) queues the sync.
+            return _confirm_page(
+                request,
+                self,
+                title=f"Sync “{source.name}” now?",
+                text=f"Fetch “{source.name}” again and re-index what changed.",
+                button="Sync now",
+                cancel_url=reverse("admin:knowledge_source_change", args=[source.pk]),
+            )
         services.source_request_sync(tenant=source.tenant, source=source)
         messages.info(request, f"Sync of “{source.name}” queued.")
         return HttpResponseRedirect(reverse("admin:knowledge_source_change", args=[source.pk]))
@@ -464,6 +494,16 @@ class KnowledgeIndexAdmin(TenantRoleMixin, ModelAdmin):
     def start_reindex(self, request: HttpRequest) -> HttpResponse:
         if not request.user.is_superuser:
             raise PermissionDenied
+        if request.method != "POST":
+            return _confirm_page(
+                request,
+                self,
+                title="Start a reindex?",
+                text="Build a new index of every tenant's knowledge in the background, then "
+                "switch to it. Answers keep coming from the current index until then.",
+                button="Start reindex",
+                cancel_url=reverse("admin:knowledge_knowledgeindex_changelist"),
+            )
         try:
             services.index_rebuild_request()
         except ApplicationError as exc:

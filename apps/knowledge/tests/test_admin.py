@@ -89,7 +89,7 @@ def test_sync_now_queues_a_sync(login, source_a, tenant_a, django_capture_on_com
         mock.patch("apps.knowledge.tasks.sync_source.delay") as delay,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        response = login(tenant_a.admin).get(url)
+        response = login(tenant_a.admin).post(url)  # a GET only asks (issue #11)
     assert response.status_code == 302
     delay.assert_called_once_with(tenant_a.tenant.pk, source_a.pk)
     source_a.refresh_from_db()
