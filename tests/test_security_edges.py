@@ -215,3 +215,40 @@ def test_sync_now_get_only_asks_and_post_with_csrf_queues(
         response = client.post(url, {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     delay.assert_called_once_with(tenant_a.tenant.pk, source.pk)
+
+
+# --- Hole 7: an owner cannot pull another tenant's person into their tenant --------------------
+
+
+@pytest.mark.django_db
+def test_owner_cannot_add_another_tenants_user_by_email(tenant_a, tenant_b):
+    from django.test import Client
+
+    from apps.tenants.models import Membership
+
+    client = Client()
+    client.force_login(tenant_a.owner)
+    victim = tenant_b.owner
+    response = client.post(
+        "/admin/tenants/membership/add/",
+        {"tenant": tenant_a.tenant.pk, "email": victim.email, "role": "agent"},
+    )
+    assert response.status_code == 200, response.status_code  # the form, with the reason
+    assert "already has an account" in response.content.decode()
+    assert not Membership.objects.for_tenant(tenant_a.tenant).filter(user=victim).exists()
+
+
+@pytest.mark.django_db
+def test_new_people_and_role_changes_by_email_still_work(tenant_a):
+    from apps.tenants.models import Membership, Role
+    from apps.tenants.services import membership_invite
+
+    added = membership_invite(
+        tenant=tenant_a.tenant, email="new.person@example.com", role=Role.AGENT, by=tenant_a.owner
+    )
+    assert added.user.email == "new.person@example.com"
+    again = membership_invite(
+        tenant=tenant_a.tenant, email="new.person@example.com", role=Role.ADMIN, by=tenant_a.owner
+    )
+    assert again.pk == added.pk
+    assert Membership.objects.for_tenant(tenant_a.tenant).get(pk=added.pk).role == Role.ADMIN

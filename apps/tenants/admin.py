@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from unfold.admin import ModelAdmin
 
 from apps.core.admin import TenantRoleMixin, TenantScopedAdmin, TenantScopedTabularInline
+from apps.core.errors import ApplicationError
 from apps.tenants import services
 from apps.tenants.models import Membership, Role, Tenant, WidgetKey
 
@@ -101,6 +102,20 @@ class MembershipAddForm(forms.ModelForm):
         model = Membership
         fields = ("tenant", "role")
 
+    # Set by MembershipAdmin.get_form: who is adding (existing accounts need their consent).
+    added_by: Any = None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("tenant") and cleaned.get("email"):
+            try:
+                services.membership_invite_check(
+                    tenant=cleaned["tenant"], email=cleaned["email"], by=self.added_by
+                )
+            except ApplicationError as exc:
+                raise forms.ValidationError({"email": exc.message}) from exc
+        return cleaned
+
 
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
@@ -116,7 +131,10 @@ class MembershipAdmin(TenantScopedAdmin):
         if obj is None:
             kwargs["form"] = MembershipAddForm
             kwargs["fields"] = ("tenant", "email", "display_name", "role", "password")
-        return super().get_form(request, obj, change=change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None:
+            form = type(form.__name__, (form,), {"added_by": request.user})
+        return form
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
@@ -140,6 +158,7 @@ class MembershipAdmin(TenantScopedAdmin):
             role=form.cleaned_data["role"],
             name=form.cleaned_data.get("display_name", ""),
             password=form.cleaned_data.get("password") or None,
+            by=request.user,
         )
         obj.pk = membership.pk
         obj.user = membership.user

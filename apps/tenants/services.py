@@ -46,15 +46,46 @@ def membership_set(*, tenant: Tenant, user: Any, role: Role | str) -> Membership
     return membership
 
 
+def membership_invite_check(*, tenant: Tenant, email: str, by: Any = None) -> None:
+    """Refuse to attach an existing account to `tenant` without its holder's consent.
+
+    An owner creates new accounts by email and changes the roles of their own members, but an
+    account that already exists (someone of another tenant, or anybody who signed up) is not
+    made a member behind its holder's back: a superuser adds it. `by=None` is the installation's
+    operator (management commands).
+    """
+    if by is None or getattr(by, "is_superuser", False):
+        return
+    user = get_user_model().objects.filter(email__iexact=(email or "").strip()).first()
+    if user is None or Membership.objects.for_tenant(tenant).filter(user=user).exists():
+        return
+    raise ApplicationError(
+        "This email already has an account, which only its holder can agree to join another "
+        "tenant with; ask an operator (superuser) to add them.",
+        extra={"email": email},
+        code="existing_account",
+    )
+
+
 @transaction.atomic
 def membership_invite(
-    *, tenant: Tenant, email: str, role: Role | str, name: str = "", password: str | None = None
+    *,
+    tenant: Tenant,
+    email: str,
+    role: Role | str,
+    name: str = "",
+    password: str | None = None,
+    by: Any = None,
 ) -> Membership:
-    """Add a person by email, creating their account when there is none yet."""
+    """Add a person by email, creating their account when there is none yet.
+
+    `by` is who adds them (see `membership_invite_check`: existing accounts need consent).
+    """
     user_model = get_user_model()
     email = user_model.objects.normalize_email(email).lower()
     if not email or "@" not in email:
         raise ApplicationError("An email address is required.", extra={"email": email})
+    membership_invite_check(tenant=tenant, email=email, by=by)
     user = user_model.objects.filter(email__iexact=email).first()
     if user is None:
         user = user_model(username=email, email=email, display_name=name)
