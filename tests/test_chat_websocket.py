@@ -66,7 +66,9 @@ async def send_message(communicator, text: str, client_id: str) -> dict:
 
 async def test_connect_without_conversation_gets_empty_ready(tenant_a):
     communicator, ready = await open_chat(tenant_a)
+    widget = ready.pop("widget")
     assert ready == {"type": "ready", "conversation_id": None, "status": "open", "messages": []}
+    assert widget["accent_color"] == tenant_a.widget_key.accent_color
     await communicator.disconnect()
 
 

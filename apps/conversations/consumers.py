@@ -33,6 +33,7 @@ from apps.conversations.models import Conversation, FeedbackKind, HandoffReason,
 from apps.conversations.ratelimit import hit_all_async
 from apps.core import realtime
 from apps.core.asyncdb import db_async
+from apps.tenants.selectors import widget_settings
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 "conversation_id": str(conversation.public_id) if conversation else None,
                 "status": conversation.status if conversation else "open",
                 "messages": messages,
+                # The key's look, greeting and languages, as the admin last saved them.
+                "widget": widget_settings(widget_key=self.session.widget_key),
             }
         )
 

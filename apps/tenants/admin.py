@@ -11,7 +11,7 @@ from unfold.admin import ModelAdmin
 from apps.core.admin import TenantRoleMixin, TenantScopedAdmin, TenantScopedTabularInline
 from apps.core.errors import ApplicationError
 from apps.tenants import services
-from apps.tenants.models import Membership, Role, Tenant, WidgetKey
+from apps.tenants.models import Membership, Role, Tenant, WidgetKey, WidgetLanguage
 
 
 class MembershipInline(TenantScopedTabularInline):
@@ -40,6 +40,8 @@ class WidgetKeyInline(TenantScopedTabularInline):
     fields = ("name", "key", "is_active")
     readonly_fields = ("key",)
     view_role = Role.ADMIN
+    # The widget's look, greeting and languages are set on the key's own page.
+    show_change_link = True
 
 
 @admin.register(Tenant)
@@ -54,6 +56,7 @@ class TenantAdmin(TenantRoleMixin, ModelAdmin):
         "allowed_origins",
         "answer_threshold",
         "unanswerable_action",
+        "default_language",
         "settings",
         "public_id",
     )
@@ -164,9 +167,67 @@ class MembershipAdmin(TenantScopedAdmin):
         obj.user = membership.user
 
 
+class WidgetKeyForm(forms.ModelForm):
+    avatar_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text=WidgetKey._meta.get_field("avatar_url").help_text,
+    )
+    languages = forms.MultipleChoiceField(
+        choices=WidgetLanguage.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=WidgetKey._meta.get_field("languages").help_text,
+    )
+
+    class Meta:
+        model = WidgetKey
+        fields = (
+            "tenant",
+            "name",
+            "is_active",
+            "accent_color",
+            "accent_text_color",
+            "launcher_position",
+            "launcher_label",
+            "assistant_name",
+            "avatar_url",
+            "greeting",
+            "suggested_questions",
+            "languages",
+            "hidden_paths",
+        )
+        widgets = {
+            "accent_color": forms.TextInput(attrs={"type": "color"}),
+            "accent_text_color": forms.TextInput(attrs={"type": "color"}),
+            "greeting": forms.Textarea(attrs={"rows": 3}),
+            "suggested_questions": forms.Textarea(attrs={"rows": 5}),
+            "hidden_paths": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
 @admin.register(WidgetKey)
 class WidgetKeyAdmin(TenantScopedAdmin):
+    """One key of the chat widget and how the widget looks wherever it is used: saved
+    settings reach every page with the widget's next connection, no rebuild or embed change."""
+
+    form = WidgetKeyForm
     list_display = ("name", "tenant", "key", "is_active", "created_at")
     readonly_fields = ("key",)
-    fields = ("tenant", "name", "key", "is_active")
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "key", "is_active")}),
+        (
+            "Look",
+            {
+                "fields": (
+                    ("accent_color", "accent_text_color"),
+                    ("launcher_position", "launcher_label"),
+                    ("assistant_name", "avatar_url"),
+                )
+            },
+        ),
+        ("Conversation start", {"fields": ("greeting", "suggested_questions")}),
+        ("Languages and pages", {"fields": ("languages", "hidden_paths")}),
+    )
     view_role = Role.ADMIN

@@ -5,7 +5,7 @@ from urllib.parse import urlparse
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from apps.core.models import PublicIdMixin, TenantScopedModel, TimestampedModel
@@ -25,6 +25,34 @@ def validate_origin(value: str) -> None:
         raise ValidationError(
             f"{value!r} is not an origin: use scheme://host[:port], e.g. https://www.example.com"
         )
+
+
+class WidgetLanguage(models.TextChoices):
+    """Languages the chat widget has strings for (frontend/src/i18n.ts has one catalog each)."""
+
+    EN = "en", "English"
+    DE = "de", "Deutsch"
+    FR = "fr", "Français"
+    ES = "es", "Español"
+
+
+class LauncherPosition(models.TextChoices):
+    RIGHT = "right", "Bottom right"
+    LEFT = "left", "Bottom left"
+
+
+validate_hex_color = RegexValidator(
+    r"^#[0-9a-fA-F]{6}$", "Use a colour in the form #1a73e8 (# and six hex digits)."
+)
+MAX_SUGGESTED_QUESTIONS = 5
+MAX_SUGGESTED_QUESTION_CHARS = 150
+MAX_HIDDEN_PATHS = 50
+MAX_HIDDEN_PATH_CHARS = 200
+
+
+def text_lines(value: str) -> list[str]:
+    """The non-empty lines of a one-per-line text field, stripped."""
+    return [line.strip() for line in (value or "").splitlines() if line.strip()]
 
 
 class UnanswerableAction(models.TextChoices):
@@ -61,6 +89,13 @@ class Tenant(PublicIdMixin, TimestampedModel):
         choices=UnanswerableAction.choices,
         default=UnanswerableAction.OFFER,
         help_text="What the assistant does when the knowledge does not answer a question.",
+    )
+    default_language = models.CharField(
+        max_length=8,
+        choices=WidgetLanguage.choices,
+        default=WidgetLanguage.EN,
+        help_text="The chat widget's language when the visitor's browser asks for none of the "
+        "widget key's languages.",
     )
     # Signs end-user tokens (HMAC) that identify a logged-in customer to the widget.
     end_user_secret = models.CharField(max_length=64, default=_end_user_secret, editable=False)
@@ -114,14 +149,98 @@ class Membership(TenantScopedModel):
 
 
 class WidgetKey(TenantScopedModel):
-    """A public key the embedded widget presents; it only works from the tenant's origins."""
+    """A public key the embedded widget presents; it only works from the tenant's origins.
+
+    It also carries how the widget looks and greets on the sites that use this key; the widget
+    receives these settings in its first websocket frame (docs/widget.md).
+    """
 
     name = models.CharField(max_length=100, default="Website")
     key = models.CharField(max_length=64, unique=True, default=_widget_key, editable=False)
     is_active = models.BooleanField(default=True)
+    accent_color = models.CharField(
+        max_length=7,
+        default="#2563eb",
+        validators=[validate_hex_color],
+        help_text="The launcher, the header and the customer's messages, e.g. #2563eb.",
+    )
+    accent_text_color = models.CharField(
+        max_length=7,
+        default="#ffffff",
+        validators=[validate_hex_color],
+        help_text="Text and icons drawn on the accent colour, e.g. #ffffff.",
+    )
+    launcher_position = models.CharField(
+        max_length=8, choices=LauncherPosition.choices, default=LauncherPosition.RIGHT
+    )
+    launcher_label = models.CharField(
+        max_length=40,
+        blank=True,
+        help_text="Text beside the launcher's icon, e.g. “Questions?”. Empty: the icon alone.",
+    )
+    assistant_name = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Shown in the header and on the assistant's answers. Empty: “Support”, in "
+        "the visitor's language.",
+    )
+    avatar_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="An image (https://…) shown beside the assistant's name. Empty: none.",
+    )
+    greeting = models.TextField(
+        max_length=500,
+        blank=True,
+        help_text="The first message a visitor sees, before they write anything.",
+    )
+    suggested_questions = models.TextField(
+        blank=True,
+        help_text=f"One question per line (at most {MAX_SUGGESTED_QUESTIONS}); a visitor sends "
+        "one with a click before writing anything.",
+    )
+    languages = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Languages the widget may speak, picked from the visitor's browser; when it "
+        "asks for none of them, the tenant's default language. None ticked: all.",
+    )
+    hidden_paths = models.TextField(
+        blank=True,
+        help_text="Pages where the widget stays hidden: one path per line, * matches anything, "
+        "e.g. /checkout/*",
+    )
 
     class Meta:
         ordering = ["tenant_id", "name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.key[:10]}…)"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        questions = text_lines(self.suggested_questions)
+        if len(questions) > MAX_SUGGESTED_QUESTIONS:
+            errors["suggested_questions"] = [f"At most {MAX_SUGGESTED_QUESTIONS} questions."]
+        elif any(len(q) > MAX_SUGGESTED_QUESTION_CHARS for q in questions):
+            errors["suggested_questions"] = [
+                f"Each question has at most {MAX_SUGGESTED_QUESTION_CHARS} characters."
+            ]
+        paths = text_lines(self.hidden_paths)
+        if len(paths) > MAX_HIDDEN_PATHS:
+            errors["hidden_paths"] = [f"At most {MAX_HIDDEN_PATHS} paths."]
+        elif bad := [p for p in paths if not p.startswith("/") or len(p) > MAX_HIDDEN_PATH_CHARS]:
+            errors["hidden_paths"] = [
+                f"{bad[0][:40]!r} is not a path: start with / (e.g. /checkout/*), at most "
+                f"{MAX_HIDDEN_PATH_CHARS} characters."
+            ]
+        if not isinstance(self.languages, list) or not set(self.languages) <= set(
+            WidgetLanguage.values
+        ):
+            errors["languages"] = [
+                f"Pick among {', '.join(WidgetLanguage.values)}; none means all of them."
+            ]
+        if self.avatar_url and urlparse(self.avatar_url).scheme not in {"https", "http"}:
+            errors["avatar_url"] = ["Use an https:// address."]
+        if errors:
+            raise ValidationError(errors)

@@ -8,6 +8,9 @@ export interface WidgetConfig {
   /** http(s) origin of the SupportAI server, e.g. https://support.example.com */
   server: string;
   language: string;
+  /** What the page and the browser ask for, in order (data-language first); the widget key's
+   * settings pick the language from these once they are known. */
+  wantedLanguages?: string[];
   userToken: string | null;
   open: boolean;
   title: string | null;
@@ -58,6 +61,7 @@ export function readConfig(
     widgetKey,
     server,
     language: resolveLanguage(data('language'), languages),
+    wantedLanguages: [data('language') || '', ...languages].filter(Boolean),
     userToken: data('user-token') || null,
     open: flag(data('open')),
     title: data('title') || null,

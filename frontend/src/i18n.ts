@@ -48,6 +48,7 @@ const en = {
   csatCancel: 'Not now',
   csatThanks: 'Thank you for your rating!',
   errorGeneric: 'Something went wrong.',
+  suggestions: 'Suggested questions',
   poweredBy: 'SupportAI',
 };
 
@@ -98,10 +99,107 @@ const de: Catalog = {
   csatCancel: 'Nicht jetzt',
   csatThanks: 'Vielen Dank für Ihre Bewertung!',
   errorGeneric: 'Etwas ist schiefgelaufen.',
+  suggestions: 'Vorgeschlagene Fragen',
   poweredBy: 'SupportAI',
 };
 
-export const catalogs: Record<string, Catalog> = { en, de };
+const fr: Catalog = {
+  title: 'Assistance',
+  openChat: 'Ouvrir le chat d’assistance',
+  closeChat: 'Fermer le chat',
+  unread: '{count} non lu(s)',
+  chatLog: 'Conversation',
+  inputLabel: 'Saisissez votre message',
+  inputPlaceholder: 'Saisissez votre message…',
+  send: 'Envoyer',
+  talkToPerson: 'Parler à une personne',
+  you: 'Vous',
+  assistant: 'Assistant',
+  agent: 'Conseiller',
+  system: 'Information',
+  pending: 'Envoi…',
+  failed: 'Non remis',
+  retry: 'Réessayer',
+  interrupted: 'Réponse interrompue',
+  sources: 'Sources',
+  helpful: 'Utile',
+  notHelpful: 'Pas utile',
+  feedbackThanks: 'Merci pour votre avis',
+  assistantTyping: 'L’assistant écrit…',
+  agentTyping: 'Un conseiller écrit…',
+  namedTyping: '{name} écrit…',
+  waitingForHuman: 'En attente d’une personne…',
+  agentJoined: '{name} a rejoint la conversation',
+  anAgent: 'Un conseiller',
+  withAgent: 'Vous discutez avec une personne',
+  resolved: 'Cette conversation est terminée',
+  connecting: 'Connexion…',
+  online: 'En ligne',
+  offline: 'Hors ligne — reconnexion…',
+  unavailable: 'Le chat n’est pas disponible',
+  rateLimited: 'Trop de demandes — nouvel essai sous peu…',
+  queued: 'Votre message sera envoyé dès le retour de la connexion.',
+  rateConversation: 'Évaluer cette conversation',
+  csatQuestion: 'Êtes-vous satisfait de cette conversation ?',
+  csatScore: '{score} sur 5',
+  csatComment: 'Commentaire (facultatif)',
+  csatSubmit: 'Envoyer l’évaluation',
+  csatCancel: 'Pas maintenant',
+  csatThanks: 'Merci pour votre évaluation !',
+  errorGeneric: 'Une erreur s’est produite.',
+  suggestions: 'Questions suggérées',
+  poweredBy: 'SupportAI',
+};
+
+const es: Catalog = {
+  title: 'Soporte',
+  openChat: 'Abrir el chat de soporte',
+  closeChat: 'Cerrar el chat',
+  unread: '{count} sin leer',
+  chatLog: 'Conversación',
+  inputLabel: 'Escribe tu mensaje',
+  inputPlaceholder: 'Escribe tu mensaje…',
+  send: 'Enviar',
+  talkToPerson: 'Hablar con una persona',
+  you: 'Tú',
+  assistant: 'Asistente',
+  agent: 'Agente',
+  system: 'Aviso',
+  pending: 'Enviando…',
+  failed: 'No entregado',
+  retry: 'Reintentar',
+  interrupted: 'Respuesta interrumpida',
+  sources: 'Fuentes',
+  helpful: 'Útil',
+  notHelpful: 'No es útil',
+  feedbackThanks: 'Gracias por tu opinión',
+  assistantTyping: 'El asistente está escribiendo…',
+  agentTyping: 'Un agente está escribiendo…',
+  namedTyping: '{name} está escribiendo…',
+  waitingForHuman: 'Esperando a una persona…',
+  agentJoined: '{name} se ha unido a la conversación',
+  anAgent: 'Un agente',
+  withAgent: 'Estás hablando con una persona',
+  resolved: 'Esta conversación se ha resuelto',
+  connecting: 'Conectando…',
+  online: 'En línea',
+  offline: 'Sin conexión — reconectando…',
+  unavailable: 'El chat no está disponible',
+  rateLimited: 'Demasiadas solicitudes — reintentando en breve…',
+  queued: 'Tu mensaje se enviará cuando vuelva la conexión.',
+  rateConversation: 'Valorar esta conversación',
+  csatQuestion: '¿Qué tan satisfecho estás con esta conversación?',
+  csatScore: '{score} de 5',
+  csatComment: 'Comentario (opcional)',
+  csatSubmit: 'Enviar valoración',
+  csatCancel: 'Ahora no',
+  csatThanks: '¡Gracias por tu valoración!',
+  errorGeneric: 'Algo salió mal.',
+  suggestions: 'Preguntas sugeridas',
+  poweredBy: 'SupportAI',
+};
+
+export const catalogs: Record<string, Catalog> = { en, de, fr, es };
 export const DEFAULT_LANGUAGE = 'en';
 
 /** Normalise a language tag ("de-AT", "DE_de") to its primary subtag ("de"). */
@@ -111,15 +209,20 @@ function primary(tag: string | null | undefined): string {
 
 /**
  * Pick the UI language: the explicit data-language wins if we have a catalog
- * for it, otherwise the first supported browser language, otherwise English.
+ * for it (and the widget key allows it), otherwise the first such browser
+ * language, otherwise the key's fallback (the tenant's default), else English.
  */
 export function resolveLanguage(
   explicit: string | null | undefined,
   browserLanguages: readonly string[] = [],
+  allowed: readonly string[] | null = null,
+  fallback: string | null = null,
 ): string {
+  const ok = (lang: string) => lang in catalogs && (!allowed || !allowed.length || allowed.includes(lang));
   const wanted = [explicit, ...browserLanguages].map(primary).filter(Boolean);
-  for (const lang of wanted) if (lang in catalogs) return lang;
-  return DEFAULT_LANGUAGE;
+  for (const lang of wanted) if (ok(lang)) return lang;
+  if (fallback && ok(fallback)) return fallback;
+  return allowed?.find(ok) ?? DEFAULT_LANGUAGE;
 }
 
 export type Translate = (key: MessageKey, params?: Record<string, string | number>) => string;

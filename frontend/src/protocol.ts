@@ -25,8 +25,29 @@ export interface WireMessage {
   conversation_id?: string | null;
 }
 
+/** How the widget key wants the widget to look, greet and speak (sent with `ready`). */
+export interface WidgetSettings {
+  accent_color: string;
+  accent_text_color: string;
+  launcher_position: 'left' | 'right';
+  launcher_label: string;
+  assistant_name: string;
+  avatar_url: string | null;
+  greeting: string;
+  suggested_questions: string[];
+  languages: string[];
+  default_language: string;
+  hidden_paths: string[];
+}
+
 export type ServerFrame =
-  | { type: 'ready'; conversation_id: string | null; status: ConversationStatus; messages: WireMessage[] }
+  | {
+      type: 'ready';
+      conversation_id: string | null;
+      status: ConversationStatus;
+      messages: WireMessage[];
+      widget?: WidgetSettings;
+    }
   | { type: 'message'; message: WireMessage; conversation_id?: string | null }
   | { type: 'token'; message_id: number; delta: string }
   | { type: 'message_done'; message: WireMessage }

@@ -4,6 +4,7 @@
  * customer messages after every `ready`, queues control frames while offline,
  * throttles typing notifications and persists progress per widget key.
  */
+import { cleanSettings } from './appearance';
 import { Connection, type ConnectionState, type SocketFactory } from './connection';
 import { buildSocketUrl, randomId, type ClientFrame, type ServerFrame } from './protocol';
 import {
@@ -93,6 +94,11 @@ export class ChatSession {
 
   start(): void {
     this.connection.start();
+  }
+
+  /** The language the next connection asks the server to answer in. */
+  setLanguage(language: string): void {
+    this.config.language = language;
   }
 
   stop(): void {
@@ -200,6 +206,8 @@ export class ChatSession {
   private handleFrame(frame: ServerFrame): void {
     const changes = this.state.apply(frame);
     if (frame.type === 'ready') {
+      const settings = cleanSettings(frame.widget);
+      if (settings) changes.settings = settings;
       this.ready = true;
       this.haveTranscript = true;
       // Replay has been merged: whatever is still pending never reached the

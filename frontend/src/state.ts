@@ -4,7 +4,7 @@
  * messages, token streaming, replay de-duplication, resume position,
  * conversation status / typing / CSAT flags, and localStorage persistence.
  */
-import type { Citation, ConversationStatus, Role, ServerFrame, WireMessage } from './protocol';
+import type { Citation, ConversationStatus, Role, ServerFrame, WidgetSettings, WireMessage } from './protocol';
 
 export type MessageState =
   | 'pending' // customer message not yet echoed by the server
@@ -41,6 +41,8 @@ export interface Changes {
   error: { code: string; message: string } | null;
   /** Messages from assistant/agent/system that arrived live (not replayed). */
   incoming: ChatMessage[];
+  /** The widget key's settings, when a `ready` frame brought them. */
+  settings?: WidgetSettings;
 }
 
 export interface PersistedState {

@@ -2,11 +2,13 @@
  * Shadow-DOM styles. Host pages theme the widget with CSS custom properties
  * on the element (they inherit through the shadow boundary), e.g.
  *   supportai-chat { --supportai-accent: #0a7d38; }
+ * The widget key's colours from the admin come in as --supportai-key-*: they
+ * replace the built-in defaults, and a host page's own theme still wins.
  */
 export const styles = /* css */ `
 :host {
-  --_accent: var(--supportai-accent, #2563eb);
-  --_accent-text: var(--supportai-accent-contrast, #ffffff);
+  --_accent: var(--supportai-accent, var(--supportai-key-accent, #2563eb));
+  --_accent-text: var(--supportai-accent-contrast, var(--supportai-key-accent-text, #ffffff));
   --_bg: var(--supportai-background, #ffffff);
   --_text: var(--supportai-text, #1f2937);
   --_muted: var(--supportai-muted, #6b7280);
@@ -27,6 +29,10 @@ export const styles = /* css */ `
   line-height: 1.45;
   color: var(--_text);
 }
+:host([hidden]) { display: none !important; }
+:host([data-position="left"]) { right: auto; left: var(--_offset); }
+:host([data-position="left"]) .panel { right: auto; left: 0; }
+:host([data-position="left"]) .launcher { margin-left: 0; }
 *, *::before, *::after { box-sizing: border-box; }
 [hidden] { display: none !important; }
 .sr-only {
@@ -46,6 +52,8 @@ button:disabled { cursor: default; opacity: .55; }
   margin-left: auto;
 }
 .launcher svg { width: 28px; height: 28px; }
+.launcher[data-labelled] { width: auto; border-radius: 29px; padding: 0 20px 0 16px; display: flex; gap: 8px; font-weight: 600; }
+.avatar { width: 32px; height: 32px; border-radius: 50%; object-fit: cover; flex: none; }
 .badge {
   position: absolute; top: -4px; right: -4px; min-width: 22px; height: 22px; padding: 0 6px;
   border-radius: 11px; background: #dc2626; color: #fff; font-size: 12px; font-weight: 700;
@@ -90,6 +98,12 @@ header :focus-visible { outline-color: var(--_accent-text); }
 .status[data-state="offline"] { background: #fee2e2; color: #7f1d1d; }
 
 .log { flex: 1; overflow-y: auto; padding: 14px; display: flex; flex-direction: column; gap: 10px; overscroll-behavior: contain; }
+.thread, .intro { display: flex; flex-direction: column; gap: 10px; }
+.suggestions { display: flex; flex-wrap: wrap; gap: 6px; }
+.suggestion {
+  border: 1px solid var(--_accent); color: var(--_accent); background: var(--_bg);
+  border-radius: 999px; padding: 5px 12px; font-size: 13px; text-align: left;
+}
 .msg { display: flex; flex-direction: column; max-width: 86%; align-self: flex-start; }
 .msg[data-role="customer"] { align-self: flex-end; align-items: flex-end; }
 .msg[data-role="system"] { align-self: center; max-width: 95%; text-align: center; }
@@ -165,6 +179,7 @@ footer { display: flex; justify-content: space-between; align-items: center; pad
 
 @media (max-width: 480px) {
   :host { right: 12px; bottom: 12px; }
+  :host([data-position="left"]) { right: auto; left: 12px; }
   .panel {
     position: fixed; inset: 0; width: 100vw; height: 100vh; height: 100dvh;
     border-radius: 0; border: 0;

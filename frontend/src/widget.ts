@@ -5,13 +5,14 @@
  * (what main.ts does from the <script> tag), or with the same data-*
  * attributes on the element itself.
  */
+import { SETTINGS_MAX_AGE_MS, loadSettings, pathHidden, saveSettings } from './appearance';
 import { readConfig, type WidgetConfig } from './config';
 import type { ConnectionState } from './connection';
-import { translator, type Translate } from './i18n';
+import { resolveLanguage, translator, type Translate } from './i18n';
 import { isSafeUrl, renderMarkdown } from './markdown';
-import { CLOSE_FORBIDDEN } from './protocol';
+import { CLOSE_FORBIDDEN, type WidgetSettings } from './protocol';
 import { ChatSession, type SessionOptions } from './session';
-import { defaultStore, type ChatMessage, type Changes } from './state';
+import { defaultStore, type ChatMessage, type Changes, type KeyValueStore } from './state';
 import { styles } from './styles';
 
 export const TAG_NAME = 'supportai-chat';
@@ -49,18 +50,30 @@ export class SupportAIChatElement extends HTMLElement {
   sessionOptions: SessionOptions | null = null;
   session: ChatSession | null = null;
 
+  /** The widget key's settings: from this browser's copy, then from the server's `ready`. */
+  settings: WidgetSettings | null = null;
+  language = 'en';
+
   private t: Translate = translator('en');
+  private store: KeyValueStore | null = null;
+  /** Connected only to fetch the settings: disconnect after `ready` unless opened. */
+  private peeking = false;
+  private introDrawn: string | null = null;
   private root!: ShadowRoot;
   private els!: {
     launcher: HTMLButtonElement;
+    launcherLabel: HTMLSpanElement;
     badge: HTMLSpanElement;
     panel: HTMLDivElement;
+    avatar: HTMLImageElement;
     title: HTMLHeadingElement;
     conn: HTMLSpanElement;
     handoff: HTMLButtonElement;
     close: HTMLButtonElement;
     status: HTMLDivElement;
     log: HTMLDivElement;
+    intro: HTMLDivElement;
+    thread: HTMLDivElement;
     typing: HTMLDivElement;
     error: HTMLDivElement;
     csat: HTMLDivElement;
@@ -93,23 +106,33 @@ export class SupportAIChatElement extends HTMLElement {
     }
     this.config = cfg;
     this.built = true;
-    this.t = translator(cfg.language);
+    const store = this.sessionOptions && 'store' in this.sessionOptions ? this.sessionOptions.store : defaultStore();
+    this.store = store ?? null;
+    const cached = loadSettings(this.store, cfg.widgetKey);
+    this.settings = cached?.settings ?? null;
+    this.language = this.pickLanguage();
+    this.t = translator(this.language);
     this.root = this.shadowRoot ?? this.attachShadow({ mode: 'open' });
     this.buildDom(cfg);
-    const store = this.sessionOptions && 'store' in this.sessionOptions ? this.sessionOptions.store : defaultStore();
     this.session = new ChatSession(
-      { server: cfg.server, widgetKey: cfg.widgetKey, userToken: cfg.userToken, language: cfg.language },
+      { server: cfg.server, widgetKey: cfg.widgetKey, userToken: cfg.userToken, language: this.language },
       { ...this.sessionOptions, store },
     );
     this.unsubscribe = this.session.subscribe({
       onChange: (c) => this.onChange(c),
       onConnection: (s, info) => this.onConnection(s, info),
     });
+    this.applyLook();
     this.renderAll();
-    // Connect early only when there is something to resume; otherwise wait
-    // until the visitor opens the chat (keeps idle page views off the server).
+    // Connect early only when there is something to resume, or to fetch the key's settings
+    // when this browser has none (or an old copy); otherwise wait until the visitor opens
+    // the chat (keeps idle page views off the server).
     if (cfg.open) this.open({ focus: false });
     else if (this.session.hasConversation) this.session.start();
+    else if (!cached || Date.now() - cached.savedAt > SETTINGS_MAX_AGE_MS) {
+      this.peeking = true;
+      this.session.start();
+    }
   }
 
   disconnectedCallback(): void {
@@ -127,9 +150,10 @@ export class SupportAIChatElement extends HTMLElement {
     if (!this.built) return;
     const wasOpen = this.isOpen;
     this.setAttribute('data-open', '');
+    this.peeking = false;
     this.els.panel.hidden = false;
     this.els.launcher.setAttribute('aria-expanded', 'true');
-    this.els.launcher.setAttribute('aria-label', this.t('closeChat'));
+    this.els.launcher.setAttribute('aria-label', this.launcherName());
     this.unread = 0;
     this.renderBadge();
     if (this.session && !this.session.started) this.session.start();
@@ -143,7 +167,7 @@ export class SupportAIChatElement extends HTMLElement {
     this.removeAttribute('data-open');
     this.els.panel.hidden = true;
     this.els.launcher.setAttribute('aria-expanded', 'false');
-    this.els.launcher.setAttribute('aria-label', this.t('openChat'));
+    this.els.launcher.setAttribute('aria-label', this.launcherName());
     this.session?.stopTyping();
     const active = this.root.activeElement;
     if (active && this.els.panel.contains(active)) this.els.launcher.focus();
@@ -153,6 +177,110 @@ export class SupportAIChatElement extends HTMLElement {
   toggle(): void {
     if (this.isOpen) this.close();
     else this.open();
+  }
+
+  // ------------------------------------------------------------------ the key's settings
+
+  /** The browser's and the page's wishes, among the key's languages, else the tenant's. */
+  private pickLanguage(): string {
+    const cfg = this.config!;
+    const s = this.settings;
+    return resolveLanguage(null, cfg.wantedLanguages ?? [cfg.language], s?.languages ?? null, s?.default_language ?? null);
+  }
+
+  private launcherName(): string {
+    const base = this.t(this.isOpen ? 'closeChat' : 'openChat');
+    const label = this.settings?.launcher_label;
+    return label ? `${label} – ${base}` : base;
+  }
+
+  private onSettings(settings: WidgetSettings): void {
+    this.settings = settings;
+    saveSettings(this.store, this.config!.widgetKey, settings, Date.now());
+    const language = this.pickLanguage();
+    if (language !== this.language) {
+      this.language = language;
+      this.t = translator(language);
+      this.session?.setLanguage(language);
+      this.rebuild();
+      // The server answers in the language of the connection: reconnect in the new one.
+      if (!this.peeking && this.session?.started) {
+        this.session.stop();
+        this.session.start();
+      }
+    }
+    this.applyLook();
+    if (this.peeking) {
+      this.peeking = false;
+      if (!this.isOpen && !this.session?.hasConversation) this.session?.stop();
+    }
+  }
+
+  /** Colours, position, launcher label, header and greeting from the settings. */
+  private applyLook(): void {
+    const s = this.settings;
+    const set = (name: string, value: string | undefined) =>
+      value ? this.style.setProperty(name, value) : this.style.removeProperty(name);
+    set('--supportai-key-accent', s?.accent_color);
+    set('--supportai-key-accent-text', s?.accent_text_color);
+    this.dataset.position = s?.launcher_position ?? 'right';
+    this.hidden = !!s && typeof location !== 'undefined' && pathHidden(s.hidden_paths, location.pathname);
+    const label = s?.launcher_label ?? '';
+    this.els.launcherLabel.textContent = label;
+    this.els.launcherLabel.hidden = !label;
+    this.els.launcher.toggleAttribute('data-labelled', !!label);
+    this.els.launcher.setAttribute('aria-label', this.launcherName());
+    this.els.title.textContent = this.config?.title || s?.assistant_name || this.t('title');
+    const avatar = s?.avatar_url;
+    if (avatar && isSafeUrl(avatar)) this.els.avatar.src = avatar;
+    this.els.avatar.hidden = !(avatar && isSafeUrl(avatar));
+    this.renderIntro();
+  }
+
+  /** The greeting, and the suggested questions until the visitor has written. */
+  private renderIntro(): void {
+    const s = this.settings;
+    const intro = this.els.intro;
+    const suggest = !!s?.suggested_questions.length && !this.session?.state.messages.length;
+    const drawn = `${s?.greeting}\n${suggest ? s?.suggested_questions.join('\n') : ''}`;
+    if (drawn === this.introDrawn) return; // answers stream token by token: draw once
+    this.introDrawn = drawn;
+    intro.textContent = '';
+    if (s?.greeting) {
+      const greeting = h('div', { class: 'msg', 'data-role': 'assistant', 'data-testid': 'greeting' });
+      const bubble = h('div', { class: 'bubble' });
+      bubble.append(h('div', { class: 'content' }, s.greeting));
+      greeting.append(bubble);
+      intro.append(greeting);
+    }
+    if (s && suggest) {
+      const list = h('div', { class: 'suggestions', role: 'group', 'aria-label': this.t('suggestions') });
+      for (const question of s.suggested_questions) {
+        const button = h('button', { type: 'button', class: 'suggestion', 'data-testid': 'suggestion' }, question);
+        button.addEventListener('click', () => {
+          if (this.connState === 'unavailable') return;
+          this.session?.sendText(question);
+          this.scrollToBottom(true);
+        });
+        list.append(button);
+      }
+      intro.append(list);
+    }
+    intro.hidden = !intro.childElementCount;
+  }
+
+  /** Build the DOM again in a new language, keeping what the visitor sees and typed. */
+  private rebuild(): void {
+    const wasOpen = this.isOpen;
+    const draft = this.els.input.value;
+    this.rendered.clear();
+    this.buildDom(this.config!);
+    this.els.input.value = draft;
+    if (wasOpen) {
+      this.els.panel.hidden = false;
+      this.els.launcher.setAttribute('aria-expanded', 'true');
+    }
+    this.renderAll();
   }
 
   // ------------------------------------------------------------------ DOM
@@ -173,9 +301,11 @@ export class SupportAIChatElement extends HTMLElement {
       'aria-controls': 'supportai-panel',
     });
     launcher.innerHTML = ICON_CHAT;
+    const launcherLabel = h('span', { class: 'launcher-label', 'data-testid': 'launcher-label' });
+    launcherLabel.hidden = true;
     const badge = h('span', { class: 'badge', 'data-testid': 'unread' });
     badge.hidden = true;
-    launcher.append(badge);
+    launcher.append(launcherLabel, badge);
 
     const panel = h('div', {
       id: 'supportai-panel',
@@ -187,6 +317,8 @@ export class SupportAIChatElement extends HTMLElement {
     panel.hidden = true;
 
     const header = h('header');
+    const avatar = h('img', { class: 'avatar', 'data-testid': 'avatar', alt: '' });
+    avatar.hidden = true;
     const titles = h('div', { class: 'titles' });
     const title = h('h2', { id: 'supportai-title', class: 'title' }, cfg.title || t('title'));
     const conn = h('span', { class: 'conn', 'data-testid': 'connection', 'data-connection': 'idle' });
@@ -196,7 +328,7 @@ export class SupportAIChatElement extends HTMLElement {
     close.innerHTML = ICON_CLOSE;
     close.firstElementChild?.setAttribute('width', '20');
     close.firstElementChild?.setAttribute('height', '20');
-    header.append(titles, handoff, close);
+    header.append(avatar, titles, handoff, close);
 
     const status = h('div', { class: 'status', 'data-testid': 'status', 'data-state': 'open', role: 'status' });
     status.hidden = true;
@@ -208,6 +340,11 @@ export class SupportAIChatElement extends HTMLElement {
       'aria-label': t('chatLog'),
       tabindex: '0',
     });
+    const intro = h('div', { class: 'intro', 'data-testid': 'intro' });
+    intro.hidden = true;
+    this.introDrawn = null;
+    const thread = h('div', { class: 'thread' });
+    log.append(intro, thread);
     const typing = h('div', { class: 'typing', 'data-testid': 'typing', 'aria-live': 'polite' });
     typing.hidden = true;
     const error = h('div', { class: 'error', 'data-testid': 'error', role: 'alert' });
@@ -237,7 +374,28 @@ export class SupportAIChatElement extends HTMLElement {
     panel.append(header, status, log, typing, error, csat, form, footer);
     root.append(style, panel, launcher);
 
-    this.els = { launcher, badge, panel, title, conn, handoff, close, status, log, typing, error, csat, form, input, send, rate };
+    this.els = {
+      launcher,
+      launcherLabel,
+      badge,
+      panel,
+      avatar,
+      title,
+      conn,
+      handoff,
+      close,
+      status,
+      log,
+      intro,
+      thread,
+      typing,
+      error,
+      csat,
+      form,
+      input,
+      send,
+      rate,
+    };
 
     launcher.addEventListener('click', () => this.toggle());
     close.addEventListener('click', () => this.close());
@@ -322,6 +480,7 @@ export class SupportAIChatElement extends HTMLElement {
 
   private onChange(c: Changes): void {
     const st = this.session?.state;
+    if (c.settings) this.onSettings(c.settings);
     if (c.messages) this.renderMessages();
     if (c.typing) this.renderTyping();
     if (c.error) {
@@ -413,7 +572,8 @@ export class SupportAIChatElement extends HTMLElement {
       text = st.agentTyping.name ? this.t('namedTyping', { name: st.agentTyping.name }) : this.t('agentTyping');
       el.dataset.role = 'agent';
     } else if (st?.assistantTyping) {
-      text = this.t('assistantTyping');
+      const name = this.settings?.assistant_name;
+      text = name ? this.t('namedTyping', { name }) : this.t('assistantTyping');
       el.dataset.role = 'assistant';
     }
     el.textContent = text;
@@ -424,6 +584,7 @@ export class SupportAIChatElement extends HTMLElement {
     const st = this.session?.state;
     if (!st) return;
     const log = this.els.log;
+    const thread = this.els.thread;
     const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
     const seen = new Set<string>();
     let prev: Element | null = null;
@@ -439,8 +600,8 @@ export class SupportAIChatElement extends HTMLElement {
         entry.version = m.version;
       }
       // Keep DOM order equal to state order (moves only what is out of place).
-      const expected: Element | null = prev ? prev.nextElementSibling : log.firstElementChild;
-      if (expected !== entry.el) log.insertBefore(entry.el, expected);
+      const expected: Element | null = prev ? prev.nextElementSibling : thread.firstElementChild;
+      if (expected !== entry.el) thread.insertBefore(entry.el, expected);
       prev = entry.el;
     }
     for (const [key, entry] of this.rendered) {
@@ -449,6 +610,7 @@ export class SupportAIChatElement extends HTMLElement {
         this.rendered.delete(key);
       }
     }
+    this.renderIntro();
     this.scrollToBottom(nearBottom);
     this.renderStatus();
   }
@@ -466,7 +628,8 @@ export class SupportAIChatElement extends HTMLElement {
     el.setAttribute('aria-busy', m.state === 'streaming' ? 'true' : 'false');
     el.textContent = '';
 
-    const roleName = { customer: t('you'), assistant: t('assistant'), agent: t('agent'), system: t('system') }[m.role];
+    const assistantName = this.settings?.assistant_name || t('assistant');
+    const roleName = { customer: t('you'), assistant: assistantName, agent: t('agent'), system: t('system') }[m.role];
     const who = h('div', { class: m.role === 'agent' ? 'who' : 'who sr-only' }, roleName);
     if (m.role === 'agent' && this.session?.state.agentName) who.textContent = this.session.state.agentName;
     const bubble = h('div', { class: 'bubble' });

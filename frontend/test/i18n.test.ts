@@ -14,17 +14,33 @@ describe('i18n catalog', () => {
   it('keeps the same placeholders in every language', () => {
     const ph = (s: string) => (s.match(/\{\w+\}/g) || []).sort();
     for (const [k, v] of Object.entries(catalogs.en!)) {
-      expect(ph(catalogs.de![k as keyof typeof catalogs.en]), k).toEqual(ph(v));
+      for (const lang of ['de', 'fr', 'es']) {
+        expect(ph(catalogs[lang]![k as keyof typeof catalogs.en]), `${lang}.${k}`).toEqual(ph(v));
+      }
     }
   });
 
   it('resolves data-language first, then browser languages, then en', () => {
     expect(resolveLanguage('de', ['en-US'])).toBe('de');
     expect(resolveLanguage('DE-at', [])).toBe('de');
-    expect(resolveLanguage('fr', ['de-CH', 'en'])).toBe('de');
-    expect(resolveLanguage(null, ['fr-FR', 'de'])).toBe('de');
-    expect(resolveLanguage(undefined, ['fr', 'es'])).toBe('en');
+    expect(resolveLanguage('it', ['de-CH', 'en'])).toBe('de');
+    expect(resolveLanguage(null, ['pt-BR', 'fr-FR', 'de'])).toBe('fr');
+    expect(resolveLanguage(undefined, ['it', 'pt'])).toBe('en');
     expect(resolveLanguage('', [])).toBe('en');
+  });
+
+  it('has English, German, French and Spanish', () => {
+    expect(Object.keys(catalogs).sort()).toEqual(['de', 'en', 'es', 'fr']);
+    expect(translator('fr')('send')).toBe('Envoyer');
+    expect(translator('es')('send')).toBe('Enviar');
+  });
+
+  it("keeps to the widget key's languages, then the tenant's default", () => {
+    expect(resolveLanguage(null, ['fr-FR', 'de'], ['de', 'es'], 'es')).toBe('de');
+    expect(resolveLanguage('fr', ['en-US'], ['de', 'es'], 'es')).toBe('es');
+    expect(resolveLanguage(null, ['en-US'], ['de', 'es'], 'fr')).toBe('de');
+    expect(resolveLanguage(null, ['en-US'], [], 'de')).toBe('en');
+    expect(resolveLanguage(null, ['it'], null, 'de')).toBe('de');
   });
 
   it('interpolates parameters and falls back to English for unknown languages', () => {

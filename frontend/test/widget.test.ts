@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SETTINGS_MAX_AGE_MS, pathHidden, saveSettings } from '../src/appearance';
 import { readConfig } from '../src/config';
+import type { WidgetSettings } from '../src/protocol';
 import { SupportAIChatElement, defineElement } from '../src/widget';
 import { FakeSocket, MemoryStore, factory, msg } from './fakes';
 
@@ -7,6 +9,20 @@ defineElement();
 
 let el: SupportAIChatElement;
 let store: MemoryStore;
+
+const SETTINGS: WidgetSettings = {
+  accent_color: '#2563eb',
+  accent_text_color: '#ffffff',
+  launcher_position: 'right',
+  launcher_label: '',
+  assistant_name: '',
+  avatar_url: null,
+  greeting: '',
+  suggested_questions: [],
+  languages: ['en', 'de', 'fr', 'es'],
+  default_language: 'en',
+  hidden_paths: [],
+};
 
 function mount(overrides: Partial<SupportAIChatElement['config']> = {}) {
   el = document.createElement('supportai-chat');
@@ -53,6 +69,7 @@ afterEach(() => {
 
 describe('<supportai-chat>', () => {
   it('renders a launcher; the panel opens on click and connects lazily', () => {
+    saveSettings(store, 'pk_test', SETTINGS, Date.now()); // this browser knows the key's look
     mount();
     const launcher = $('button[data-testid="launcher"]');
     expect(launcher.getAttribute('aria-label')).toBe('Open support chat');
@@ -165,7 +182,7 @@ describe('<supportai-chat>', () => {
       message: msg(3, 'agent', '<img src=x onerror="window.__pwned=1"> [x](javascript:alert(1))'),
     });
     ws.serverSend({ type: 'message', message: msg(4, 'customer', '<b>bold?</b>') });
-    expect(el.shadowRoot!.querySelector('img')).toBeNull();
+    expect(el.shadowRoot!.querySelector('[data-testid="messages"] img')).toBeNull();
     expect(el.shadowRoot!.querySelector('[onerror]')).toBeNull();
     expect(el.shadowRoot!.querySelector('a[href^="javascript"]')).toBeNull();
     const customer = $('[data-message-id="4"]');
@@ -348,6 +365,7 @@ describe('readConfig', () => {
       userToken: 'tok',
       open: true,
       title: 'Hilfe',
+      wantedLanguages: ['de', 'en'],
     });
   });
 
@@ -366,5 +384,107 @@ describe('readConfig', () => {
     );
     const none = document.createElement('script');
     expect(readConfig(none)).toBeNull();
+  });
+});
+
+describe("the widget key's settings", () => {
+  const custom: WidgetSettings = {
+    ...SETTINGS,
+    accent_color: '#0a7d38',
+    accent_text_color: '#fefefe',
+    launcher_position: 'left',
+    launcher_label: 'Fragen?',
+    assistant_name: 'Ava',
+    avatar_url: 'https://cdn.example.com/ava.png',
+    greeting: 'Hallo! Wie kann ich helfen?',
+    suggested_questions: ['Wo ist meine Bestellung?', 'Wie funktioniert die Rückgabe?'],
+    languages: ['de', 'fr'],
+    default_language: 'de',
+  };
+
+  it('a first visit fetches them with one short connection, applies and keeps them', () => {
+    mount();
+    expect(FakeSocket.instances).toHaveLength(1);
+    const ws = FakeSocket.last;
+    ws.serverOpen();
+    ws.serverSend({ type: 'ready', conversation_id: null, status: 'open', messages: [], widget: custom });
+    // Not opened and nothing to resume: the socket is closed again.
+    expect(ws.closedWith?.code).toBe(1000);
+    expect(el.style.getPropertyValue('--supportai-key-accent')).toBe('#0a7d38');
+    expect(el.style.getPropertyValue('--supportai-key-accent-text')).toBe('#fefefe');
+    expect(el.dataset.position).toBe('left');
+    expect($('[data-testid="launcher-label"]').textContent).toBe('Fragen?');
+    // The browser asked for English, which this key does not speak: the tenant's German.
+    expect(el.language).toBe('de');
+    expect($('button[data-testid="launcher"]').getAttribute('aria-label')).toBe('Fragen? – Support-Chat öffnen');
+    expect($('.title').textContent).toBe('Ava');
+    expect($<HTMLImageElement>('[data-testid="avatar"]').src).toBe('https://cdn.example.com/ava.png');
+    expect($('[data-testid="greeting"]').textContent).toBe('Hallo! Wie kann ich helfen?');
+    expect($$('[data-testid="suggestion"]').map((b) => b.textContent)).toEqual(custom.suggested_questions);
+
+    // The next page view draws all that from the browser's copy without connecting.
+    el.remove();
+    FakeSocket.reset();
+    mount();
+    expect(FakeSocket.instances).toHaveLength(0);
+    expect(el.dataset.position).toBe('left');
+    expect($<HTMLTextAreaElement>('textarea[data-testid="input"]').placeholder).toBe('Nachricht eingeben…');
+  });
+
+  it('an old copy is refreshed when the page loads', () => {
+    saveSettings(store, 'pk_test', custom, Date.now() - SETTINGS_MAX_AGE_MS - 1000);
+    mount();
+    expect(FakeSocket.instances).toHaveLength(1);
+    expect(el.dataset.position).toBe('left'); // drawn from the copy meanwhile
+  });
+
+  it('changes language while open and reconnects in it', () => {
+    mount();
+    const ws = openAndConnect({ widget: custom });
+    expect(ws.closedWith?.code).toBe(1000);
+    const again = FakeSocket.last;
+    expect(again).not.toBe(ws);
+    expect(again.params.get('lang')).toBe('de');
+    expect($('[data-testid="panel"]').hidden).toBe(false);
+    expect($('button[data-testid="send"]').getAttribute('aria-label')).toBe('Senden');
+  });
+
+  it('a suggested question is sent with a click, and the suggestions go', () => {
+    saveSettings(store, 'pk_test', { ...custom, languages: [] }, Date.now());
+    mount();
+    const ws = openAndConnect({ widget: { ...custom, languages: [] } });
+    $$('[data-testid="suggestion"]')[1]!.click();
+    expect(ws.sentOfType('message')[0]!.text).toBe('Wie funktioniert die Rückgabe?');
+    expect($$('[data-testid="suggestion"]')).toHaveLength(0);
+    expect($('[data-testid="greeting"]').textContent).toBe('Hallo! Wie kann ich helfen?');
+  });
+
+  it('stays hidden on the pages the key lists', () => {
+    expect(pathHidden(['/checkout/*', '/account'], '/checkout/step-2')).toBe(true);
+    expect(pathHidden(['/checkout/*', '/account'], '/account')).toBe(true);
+    expect(pathHidden(['/checkout/*', '/account'], '/account/orders')).toBe(false);
+    expect(pathHidden(['/a.b'], '/axb')).toBe(false);
+    saveSettings(store, 'pk_test', { ...SETTINGS, hidden_paths: [location.pathname] }, Date.now());
+    mount();
+    expect(el.hidden).toBe(true);
+    saveSettings(store, 'pk_test', { ...SETTINGS, hidden_paths: ['/elsewhere/*'] }, Date.now());
+    el.remove();
+    mount();
+    expect(el.hidden).toBe(false);
+  });
+
+  it('ignores settings that are not well-formed', () => {
+    mount();
+    const ws = FakeSocket.last;
+    ws.serverOpen();
+    ws.serverSend({
+      type: 'ready',
+      conversation_id: null,
+      status: 'open',
+      messages: [],
+      widget: { ...SETTINGS, accent_color: 'red;background:url(x)', avatar_url: 'javascript:alert(1)' },
+    });
+    expect(el.style.getPropertyValue('--supportai-key-accent')).toBe('');
+    expect($('[data-testid="avatar"]').hidden).toBe(true);
   });
 });
