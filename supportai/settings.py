@@ -350,6 +350,8 @@ LLM_REPETITION_PENALTY = _float("LLM_REPETITION_PENALTY", 1.1)
 # --- Knowledge ingestion and retrieval --------------------------------------------------------
 
 KNOWLEDGE_UPLOAD_MAX_BYTES = _int("KNOWLEDGE_UPLOAD_MAX_BYTES", 25 * 1024 * 1024, minimum=1024)
+# Seconds one document may take to parse before it is marked failed (hostile PDFs).
+KNOWLEDGE_PARSE_TIMEOUT = _float("KNOWLEDGE_PARSE_TIMEOUT", 120.0, minimum=1.0)
 KNOWLEDGE_TEXT_MAX_CHARS = _int("KNOWLEDGE_TEXT_MAX_CHARS", 2_000_000, minimum=100)
 KNOWLEDGE_CHUNK_MAX_TOKENS = _int("KNOWLEDGE_CHUNK_MAX_TOKENS", 256, minimum=32)
 KNOWLEDGE_CHUNK_OVERLAP = _float("KNOWLEDGE_CHUNK_OVERLAP", 0.15)

@@ -252,3 +252,53 @@ def test_new_people_and_role_changes_by_email_still_work(tenant_a):
     )
     assert again.pk == added.pk
     assert Membership.objects.for_tenant(tenant_a.tenant).get(pk=added.pk).role == Role.ADMIN
+
+
+# --- Hole 7: hostile documents cannot hold a worker ----------------------------------------------
+
+
+def _zip_bomb_docx(uncompressed: int) -> bytes:
+    """A valid DOCX whose document part is `uncompressed` bytes of highly compressible XML."""
+    import io
+    import zipfile
+
+    from apps.knowledge.tests.docgen import make_docx
+
+    original = zipfile.ZipFile(io.BytesIO(make_docx([("p", "Hello")])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for info in original.infolist():
+            data = original.read(info.filename)
+            if info.filename == "word/document.xml":
+                filler = b"<!--" + b"A" * uncompressed + b"-->"
+                data = data.replace(b"<w:body>", b"<w:body>" + filler, 1)
+            bomb.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_docx_that_expands_a_thousandfold_is_refused_before_parsing():
+    import time
+
+    from apps.knowledge.parsing import ParseError, parse_document
+
+    data = _zip_bomb_docx(60 * 1024 * 1024)
+    assert len(data) < 1024 * 1024  # under a megabyte on the wire
+    started = time.monotonic()
+    with pytest.raises(ParseError, match="expands"):
+        parse_document(data=data, filename="bomb.docx")
+    assert time.monotonic() - started < 2.0
+
+
+def test_pdf_parsing_stops_at_the_time_limit():
+    import time
+
+    from apps.knowledge.parsing import ParseError, ParseLimits, parse_document
+    from apps.knowledge.tests.docgen import make_pdf
+
+    # One page with a content stream long enough to keep the text extractor busy for seconds.
+    data = make_pdf(["\n".join(f"line {i} of a very long page" for i in range(60_000))])
+    limits = ParseLimits(max_bytes=len(data) + 1, max_chars=50_000_000, max_parse_seconds=0.5)
+    started = time.monotonic()
+    with pytest.raises(ParseError, match="too long"):
+        parse_document(data=data, filename="slow.pdf", limits=limits)
+    assert time.monotonic() - started < 2.5

@@ -11,8 +11,12 @@ from __future__ import annotations
 import io
 import logging
 import re
+import signal
+import threading
+import time
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, Literal
@@ -40,8 +44,13 @@ class ParseLimits:
     max_pdf_pages: int = 1000
     # Extracted text; guards against compression bombs (DOCX, PDF streams) after decoding.
     max_chars: int = 5_000_000
-    # Sum of uncompressed member sizes of a DOCX archive, checked before python-docx reads it.
-    max_docx_uncompressed_bytes: int = 200 * 1024 * 1024
+    # Sum of uncompressed member sizes of a DOCX archive, checked before python-docx reads it
+    # (zipfile refuses members larger than they declare). Pictures do not compress, so a real
+    # document stays near its upload size; only a compression bomb comes near this.
+    max_docx_uncompressed_bytes: int = 50 * 1024 * 1024
+    max_docx_members: int = 2000
+    # Wall-clock seconds one document may take to parse (hostile PDFs can loop for minutes).
+    max_parse_seconds: float = 120.0
 
 
 DEFAULT_LIMITS = ParseLimits()
@@ -116,7 +125,13 @@ def parse_document(
     fmt = detect_format(data=data, filename=filename, content_type=content_type)
     parser = _PARSERS[fmt]
     try:
-        doc = parser(data, filename, content_type, limits)
+        with _time_limit(limits.max_parse_seconds):
+            doc = parser(data, filename, content_type, limits)
+    except _ParseTimeout as exc:
+        raise ParseError(
+            f"The {fmt.upper()} file took too long to read "
+            f"(more than {limits.max_parse_seconds:g} seconds)."
+        ) from exc
     except ParseError:
         raise
     except Exception as exc:
@@ -136,6 +151,51 @@ def parse_document(
     doc.metadata.setdefault("format", fmt)
     doc.metadata["chars"] = total
     return doc
+
+
+class _ParseTimeout(BaseException):  # a BaseException, so no parser swallows it
+    """Raised inside a parser when its time is up (see `_time_limit`)."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the parsing in this block after `seconds`.
+
+    In the main thread (Celery's prefork workers, the management commands) a SIGALRM timer
+    interrupts even a parser stuck inside one page. Elsewhere only the checks between pages
+    (`_check_time`) apply.
+    """
+    global _deadline
+    previous_deadline = _deadline
+    _deadline = time.monotonic() + seconds if seconds > 0 else None
+    use_signal = (
+        seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    previous_handler = None
+    if use_signal:
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise _ParseTimeout
+
+        previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        if use_signal:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous_handler)
+        _deadline = previous_deadline
+
+
+_deadline: float | None = None
+
+
+def _check_time() -> None:
+    if _deadline is not None and time.monotonic() > _deadline:
+        raise _ParseTimeout
 
 
 _GENERIC_TYPES = frozenset({"", "text/plain", "application/octet-stream"})
@@ -386,6 +446,7 @@ def _parse_pdf(
     chars = 0
     path: tuple[str, ...] = ()
     for index, page in enumerate(reader.pages):
+        _check_time()
         # The outline (bookmarks) is the only heading structure a PDF reliably has.
         path = outline.get(index, path)
         text = _clean(page.extract_text() or "")
@@ -455,9 +516,15 @@ def _parse_docx(
     from docx.text.paragraph import Paragraph
 
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        uncompressed = sum(info.file_size for info in zf.infolist())
+        members = zf.infolist()
+        uncompressed = sum(info.file_size for info in members)
+    if len(members) > limits.max_docx_members:
+        raise ParseError(f"The DOCX file has too many parts ({len(members):,}).")
     if uncompressed > limits.max_docx_uncompressed_bytes:
-        raise ParseError("The DOCX file expands to too much data.")
+        raise ParseError(
+            f"The DOCX file expands to too much data ({uncompressed:,} bytes; the limit is "
+            f"{limits.max_docx_uncompressed_bytes:,})."
+        )
 
     document = docx.Document(io.BytesIO(data))
     builder = _SectionBuilder()

@@ -167,7 +167,10 @@ class SyncStats:
 
 
 def parse_limits() -> ParseLimits:
-    return ParseLimits(max_bytes=settings.KNOWLEDGE_UPLOAD_MAX_BYTES)
+    return ParseLimits(
+        max_bytes=settings.KNOWLEDGE_UPLOAD_MAX_BYTES,
+        max_parse_seconds=settings.KNOWLEDGE_PARSE_TIMEOUT,
+    )
 
 
 def sections_to_json(sections: Sequence[Section]) -> list[list[Any]]:
