@@ -17,6 +17,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from cloudcoil.models.keda import v1alpha1 as keda
+from helm_python.chart import Chart as HelmChart
+from helm_python.chart import lint as helm_lint
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -27,7 +29,12 @@ ENTRYPOINT = DEPLOY / "docker-entrypoint.sh"
 ENV_EXAMPLE = ROOT / ".env.example"
 SETTINGS = ROOT / "supportai" / "settings.py"
 APP_IMAGE = "supportai"  # the repository name of the image deploy/Dockerfile builds
-YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")])
+# Helm templates are Go templates, not YAML: the chart's tests render them first.
+YAML_FILES = sorted(
+    p
+    for p in [*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]
+    if "templates" not in p.relative_to(DEPLOY).parts
+)
 K8S_MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 
 
@@ -1211,3 +1218,122 @@ def test_demo_questions_point_at_one_article_each():
         assert item["article"] in articles, item
         holders = [name for name, text in articles.items() if needle in text.lower()]
         assert holders == [item["article"]], f"{item['question']!r} answered in {holders}"
+
+
+# --- Helm chart -----------------------------------------------------------------------------------
+# Rendered and linted in-process by helm-python-sdk (Helm's Go SDK behind a C ABI): no helm binary.
+
+CHART = DEPLOY / "helm" / "supportai"
+
+
+def helm_objects(values: dict | None = None, *, revision: int = 1) -> list[dict]:
+    rendered = HelmChart.load(CHART).render(
+        values, name="supportai", namespace="supportai", revision=revision, is_install=True
+    )
+    return [
+        doc
+        for path, text in sorted(rendered.items())
+        if path.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def of_kind(objects: list[dict], kind: str) -> list[dict]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def test_helm_chart_lints_clean_in_strict_mode():
+    report = helm_lint(CHART, strict=True)
+    assert report["errors"] == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+
+
+@pytest.mark.parametrize("keda_enabled", [True, False], ids=["keda", "hpa"])
+def test_helm_chart_renders_objects_that_validate(keda_enabled):
+    objects = helm_objects({"keda": {"enabled": keda_enabled, "password": "x"}})
+    assert len(objects) >= 15
+    for obj in objects:
+        if obj["apiVersion"].startswith("keda.sh/"):
+            assert keda_problems(obj) == [], obj["metadata"]["name"]
+        else:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    kinds = {o["kind"] for o in objects}
+    assert ("ScaledObject" in kinds) is keda_enabled
+
+
+def test_helm_chart_pods_are_pinned_locked_down_and_sized():
+    objects = helm_objects()
+    specs = [(o["metadata"]["name"], pod_spec(o)) for o in objects if pod_spec(o)]
+    assert len(specs) >= 7  # web, 4 workers, beat, migrate
+    for name, spec in specs:
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in containers(spec):
+            assert pin_problem(container["image"]) is None, container["image"]
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"]), name
+            assert "memory" in container["resources"]["limits"], name
+            names = {e["name"] for e in container.get("env", [])}
+            assert not names - allowed_variables(), f"{name}: {names - allowed_variables()}"
+
+
+def test_helm_chart_config_matches_the_kustomization():
+    (helm_config,) = of_kind(helm_objects(), "ConfigMap")
+    (kustomize_config,) = k8s_kind("ConfigMap")
+    assert helm_config["data"] == {k: str(v) for k, v in kustomize_config["data"].items()}
+    (secret,) = [s for s in of_kind(helm_objects(), "Secret") if "SECRET_KEY" in s["stringData"]]
+    assert set(secret["stringData"]) <= allowed_variables()
+    assert "supportai-secrets" not in {
+        s["metadata"]["name"]
+        for s in of_kind(helm_objects({"secrets": {"existingSecret": "from-vault"}}), "Secret")
+    }
+
+
+def test_helm_chart_workers_scale_on_their_queues_with_budgets():
+    from workers.config import DEFAULT_QUEUE, TASK_QUEUES
+
+    objects = helm_objects()
+    workers = [
+        d
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    ]
+    queues = {pod_spec(d)["containers"][0]["args"][1] for d in workers}
+    assert queues == {q.name for q in TASK_QUEUES}
+    scaled = {o["spec"]["scaleTargetRef"]["name"]: o for o in of_kind(objects, "ScaledObject")}
+    budgets = of_kind(objects, "PodDisruptionBudget")
+    for worker in workers:
+        name = worker["metadata"]["name"]
+        assert "replicas" not in worker["spec"], name
+        queue = pod_spec(worker)["containers"][0]["args"][1]
+        (trigger,) = scaled[name]["spec"]["triggers"]
+        assert trigger["metadata"]["listName"] == queue
+        if queue == DEFAULT_QUEUE:
+            assert scaled[name]["spec"]["minReplicaCount"] >= 1
+        labels = worker["spec"]["template"]["metadata"]["labels"]
+        (budget,) = [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert budget["spec"]["maxUnavailable"] == 1
+    assert not [
+        h for h in of_kind(objects, "HorizontalPodAutoscaler") if h["metadata"]["name"] in scaled
+    ]
+    web_targets = [
+        h["spec"]["scaleTargetRef"]["name"] for h in of_kind(objects, "HorizontalPodAutoscaler")
+    ]
+    assert web_targets == ["supportai-web"]
+
+
+def test_helm_chart_runs_a_migration_job_per_release_that_every_deployment_waits_for():
+    for revision in (1, 7):
+        objects = helm_objects(revision=revision)
+        (job,) = of_kind(objects, "Job")
+        assert job["metadata"]["name"] == f"supportai-migrate-{revision}"
+        assert pod_spec(job)["containers"][0]["args"] == ["migrate"]
+    for deployment_obj in of_kind(helm_objects(), "Deployment"):
+        init = pod_spec(deployment_obj)["initContainers"]
+        assert [c["args"] for c in init] == [["wait-for-migrations"]], deployment_obj["metadata"]
+    (beat,) = [
+        d for d in of_kind(helm_objects(), "Deployment") if d["metadata"]["name"].endswith("-beat")
+    ]
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"]["type"] == "Recreate"
