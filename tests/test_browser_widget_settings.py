@@ -123,7 +123,9 @@ def test_admin_changes_the_look_and_the_demo_page_shows_it(server):
             expect(visitor.locator('[data-testid="input"]')).to_have_attribute(
                 "placeholder", "Nachricht eingeben…"
             )
-            expect(visitor.locator("supportai-chat header")).to_have_css("background-color", "rgb(10, 125, 56)")
+            expect(visitor.locator("supportai-chat header")).to_have_css(
+                "background-color", "rgb(10, 125, 56)"
+            )
             visitor.screenshot(path=ARTIFACTS / "widget-settings-1-german-green.png")
 
             # The admin changes it again; the returning visitor's open chat picks it up.
@@ -143,7 +145,9 @@ def test_admin_changes_the_look_and_the_demo_page_shows_it(server):
             expect(visitor.locator('[data-testid="input"]')).to_have_attribute(
                 "placeholder", "Saisissez votre message…"
             )
-            expect(visitor.locator("supportai-chat header")).to_have_css("background-color", "rgb(124, 58, 237)")
+            expect(visitor.locator("supportai-chat header")).to_have_css(
+                "background-color", "rgb(124, 58, 237)"
+            )
             # The widget reconnected in French (the server answers in the connection's
             # language) and is online again.
             expect(visitor.locator('[data-testid="connection"]')).to_have_attribute(
