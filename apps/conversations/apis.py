@@ -263,6 +263,20 @@ class ContactViewSet(
     def get_queryset(self):
         return contacts_for(tenant=self.tenant, user=acting_user(self.request))
 
+    def get_object(self) -> Contact:
+        """By public id, or by `external_id` on the by-external-id routes (DRF's OPTIONS asks
+        for the object too)."""
+        if "external_id" not in self.kwargs:
+            return super().get_object()
+        external_id = self.kwargs["external_id"]
+        contact = None
+        if _valid_external_id(external_id):
+            contact = self.get_queryset().filter(external_id=external_id).first()
+        if contact is None:
+            raise exceptions.NotFound("No contact has this external id.")
+        self.check_object_permissions(self.request, contact)
+        return contact
+
     def perform_create(self, serializer: ContactSerializer) -> None:
         serializer.instance = api_services.contact_create(
             tenant=self.tenant, **serializer.validated_data
@@ -287,12 +301,7 @@ class ContactViewSet(
     )
     @action(detail=False, methods=["get"], url_path="by-external-id/(?P<external_id>[^/]+)")
     def by_external_id(self, request: Request, external_id: str = "") -> Response:
-        contact = None
-        if _valid_external_id(external_id):
-            contact = self.get_queryset().filter(external_id=external_id).first()
-        if contact is None:
-            raise exceptions.NotFound("No contact has this external id.")
-        return Response(ContactSerializer(contact).data)
+        return Response(ContactSerializer(self.get_object()).data)
 
     @extend_schema(
         summary="Create or update a contact by your external id",
