@@ -60,7 +60,11 @@ class LLMServer:
         port = free_port()
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"llm-{port}.log"
-        env = {**os.environ, "LLM_THREADS": os.environ.get("LLM_THREADS", "2")}
+        # llama-cpp-python's server lets HOST, PORT, API_KEY, MODEL… in the environment override
+        # its command line: like scripts/run.sh, give it only what it needs.
+        keep = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "LD_LIBRARY_PATH"}
+        env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("LLM_")}
+        env["LLM_THREADS"] = os.environ.get("LLM_THREADS", "2")
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "supportai.local_llm", "--port", str(port)],
