@@ -497,6 +497,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.integrations.schema.add_error_responses",
     ],
+    # One name per choice set that several serializers call "status".
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "apps.conversations.models.ConversationStatus",
+        "DeliveryStatusEnum": "apps.integrations.models.DeliveryStatus",
+    },
 }
 
 # --- Static files, i18n, security ------------------------------------------------------------
@@ -529,6 +534,16 @@ USE_TZ = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
 SESSION_COOKIE_SECURE = _bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Served over HTTPS (SECURE_COOKIES): plain-HTTP requests are redirected, except the probes
+# that reach the container directly, and browsers are told to keep to HTTPS for a year.
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", SESSION_COOKIE_SECURE)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", 31_536_000 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# `preload` asks browsers' built-in lists to hold the whole registrable domain to HTTPS; that
+# is the domain owner's decision, not this application's, so it is not sent and Django's
+# reminder about it (security.W021) is silenced.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
