@@ -502,6 +502,14 @@ export class SupportAIChatElement extends HTMLElement {
   }
 
   private onConnection(s: ConnectionState, info: { closeCode?: number }): void {
+    if (this.peeking && (s === 'offline' || s === 'rate_limited' || s === 'unavailable')) {
+      // Fetching the settings failed: no retries from an idle page; opening tries again.
+      this.peeking = false;
+      if (!this.isOpen && !this.session?.hasConversation) {
+        this.session?.stop();
+        return;
+      }
+    }
     this.connState = s;
     if (s === 'unavailable' || info.closeCode === CLOSE_FORBIDDEN) {
       this.els.input.disabled = true;

@@ -431,6 +431,15 @@ describe("the widget key's settings", () => {
     expect($<HTMLTextAreaElement>('textarea[data-testid="input"]').placeholder).toBe('Nachricht eingeben…');
   });
 
+  it('a failed fetch of the settings is not retried from an idle page', () => {
+    mount();
+    FakeSocket.last.serverClose(1006);
+    expect(el.session!.connection.state).toBe('idle');
+    expect($('[data-testid="connection"]').dataset.connection).toBe('idle');
+    $('button[data-testid="launcher"]').click(); // opening tries again
+    expect(FakeSocket.instances).toHaveLength(2);
+  });
+
   it('an old copy is refreshed when the page loads', () => {
     saveSettings(store, 'pk_test', custom, Date.now() - SETTINGS_MAX_AGE_MS - 1000);
     mount();
