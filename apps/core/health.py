@@ -7,11 +7,14 @@ workers, until beat's first heartbeat) is "starting" rather than failed.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from django.conf import settings
@@ -83,7 +86,32 @@ def check_qdrant() -> str:
     probe.unlink()
     import qdrant_edge  # noqa: F401  (the embedded engine must be importable)
 
+    if settings.QDRANT_LOCAL_ENGINE == "client":
+        # qdrant-client's local mode opens under an exclusive file lock for each call (see
+        # apps/knowledge/runtime.py); a lock nobody gives back means no search can run here.
+        _embedded_lock_free(path / "client.lock", timeout=CHECK_TIMEOUT / 2)
     return "embedded engine, storage writable"
+
+
+def _embedded_lock_free(lock_path: Path, *, timeout: float) -> None:
+    """RuntimeError if another process holds `lock_path` for all of `timeout` seconds."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"the embedded vector store is held by another process ({lock_path})"
+                    ) from None
+                time.sleep(0.05)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
 
 
 def check_llm() -> str:
