@@ -146,6 +146,7 @@ class Widget:
         self.conversation_id: str | None = None
         self.socket: Any = None
         self.refusals: list[str] = []
+        self.replayed: list[dict[str, Any]] = []
 
     def connect(self) -> None:
         from websockets.sync.client import connect
@@ -156,6 +157,15 @@ class Widget:
         self.socket = connect(url, origin=ORIGIN, open_timeout=10, close_timeout=2)
         ready = json.loads(self.socket.recv(timeout=10))
         assert ready["type"] == "ready", ready
+        self.replayed = ready.get("messages") or []
+
+    def answered_in_replay(self, client_id: str) -> bool:
+        """The replay on (re)connect holds the message and a finished answer after it."""
+        ids = [m["id"] for m in self.replayed if m.get("client_id") == client_id]
+        return bool(ids) and any(
+            m["role"] == "assistant" and m["id"] > ids[0] and m.get("status") == "complete"
+            for m in self.replayed
+        )
 
     def close(self) -> None:
         if self.socket is not None:
@@ -169,6 +179,8 @@ class Widget:
         try:
             if self.socket is None:
                 self.connect()
+                if self.answered_in_replay(client_id):
+                    return True  # stored and answered while this client was away
             self.socket.send(json.dumps({"type": "message", "client_id": client_id, "text": text}))
             asked_id = None
             while True:
