@@ -174,19 +174,26 @@ def _time_limit(seconds: float) -> Iterator[None]:
         and threading.current_thread() is threading.main_thread()
     )
     previous_handler = None
+    previous_timer = (0.0, 0.0)
+    started = time.monotonic()
     if use_signal:
 
         def on_alarm(signum: int, frame: Any) -> None:
             raise _ParseTimeout
 
         previous_handler = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        # Then again every 50 ms: an exception raised while a finalizer runs is swallowed by
+        # the interpreter, and the next alarm must still stop the parser.
+        previous_timer = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
         if use_signal:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous_handler)
+            if previous_timer[0] > 0:  # give back whoever's timer was running (pytest-timeout)
+                left = max(previous_timer[0] - (time.monotonic() - started), 0.001)
+                signal.setitimer(signal.ITIMER_REAL, left, previous_timer[1])
         _deadline = previous_deadline
 
 
