@@ -28,6 +28,7 @@ def test_check_deploy_with_production_settings_reports_nothing(tmp_path):
         ALLOWED_HOSTS="support.example.com",
         CSRF_TRUSTED_ORIGINS="https://support.example.com",
         PUBLIC_URL="https://support.example.com",
+        REDIS_URL="redis://127.0.0.1:6379/0",  # named, never connected to by the checks
         DATA_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="supportai.settings",
     )
@@ -42,6 +43,33 @@ def test_check_deploy_with_production_settings_reports_nothing(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "System check identified no issues" in output, output[-4000:]
+
+
+def test_check_deploy_warns_when_rate_limits_would_be_per_process(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECURE_", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "REDIS_URL"))
+    }
+    env.update(
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(60),
+        ALLOWED_HOSTS="support.example.com",
+        DATA_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="supportai.settings",
+        REDIS_URL="",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    assert "supportai.W001" in output and "REDIS_URL is empty" in output, output[-4000:]
 
 
 def test_https_redirect_spares_the_probes(client, settings):

@@ -7,6 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
+        from apps.core import checks  # noqa: F401  (registers the deployment checks)
         from apps.core.health import mark_process_started
 
         # /readyz counts the workers' start-up grace from here (apps.core.health).
