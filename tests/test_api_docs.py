@@ -54,6 +54,11 @@ def _exports(spec: str) -> list[tuple[str, str]]:
 
 
 def test_walk_through_runs_against_a_live_server(live_server_process, tenant_a):
+    from apps.workspace.selectors import inbox_default
+    from apps.workspace.services import inbox_grant
+
+    # The agent the walk-through names works the default inbox, as agents in a team do.
+    inbox_grant(inbox=inbox_default(tenant=tenant_a.tenant), agent=tenant_a.agent)
     env = {
         **live_server_process.env,
         "SUPPORTAI_URL": live_server_process.url,
