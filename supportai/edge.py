@@ -5,8 +5,9 @@
   them; a peer that is not a trusted proxy is the client, whatever it claims. Rate limits,
   sign-in throttling and logs then key on the real customer instead of the load balancer, and
   nobody can pick a fresh address per request by sending the header themselves.
-- `ApiBodyLimitMiddleware` (Django): API requests other than file uploads may carry at most
-  `API_MAX_BODY_BYTES`; larger ones get the API's 413 error body before anything reads them.
+- `ApiBodyLimitMiddleware` (Django): API requests may carry at most `API_MAX_BODY_BYTES`,
+  except file uploads and knowledge sources (pasted text), which may carry `UPLOAD_MAX_BYTES`;
+  larger ones get the API's 413 error body before anything reads them.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class TrustedProxyMiddleware:
 
 
 API_PREFIX = "/api/"
+# Knowledge sources take file uploads and pasted text (up to KNOWLEDGE_TEXT_MAX_CHARS): the
+# upload limit applies to them, whatever the body's type.
+KNOWLEDGE_SOURCES_PREFIX = "/api/v1/knowledge/sources/"
 
 
 class ApiBodyLimitMiddleware:
@@ -104,6 +108,7 @@ class ApiBodyLimitMiddleware:
             limit = (
                 settings.DATA_UPLOAD_MAX_MEMORY_SIZE
                 if content_type.startswith("multipart/form-data")
+                or request.path.startswith(KNOWLEDGE_SOURCES_PREFIX)
                 else settings.API_MAX_BODY_BYTES
             )
             try:

@@ -470,7 +470,7 @@ REST_FRAMEWORK = {
 }
 # Requests a minute per API key (and per signed-in person) before the API answers 429.
 API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
-# Largest API request body other than file uploads (JSON), in bytes; larger ones get 413.
+# Largest API request body in bytes (knowledge sources and file uploads: UPLOAD_MAX_BYTES).
 API_MAX_BODY_BYTES = _int("API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # --- Webhooks ---------------------------------------------------------------------------------

@@ -126,6 +126,15 @@ def test_oversized_api_json_body_is_413_before_it_is_parsed(tenant_a, api_key_fo
     assert small.status_code == 201, small.content
 
 
+def test_knowledge_text_sources_keep_the_upload_limit(tenant_a, api_key_for, settings):
+    settings.API_MAX_BODY_BYTES = 64 * 1024
+    client = api_key_for(tenant_a.tenant, scopes=["knowledge:write"])
+    text = "# Returns\n\n" + "You can return any bike within 30 days. " * 3000  # ~120 kB
+    body = {"kind": "text", "name": "Returns", "text": text}
+    response = client.post(f"{API}/knowledge/sources/", body, format="json")
+    assert response.status_code == 201, response.content[:300]
+
+
 # --- Hole 7: the client address behind trusted proxies -----------------------------------------
 
 
