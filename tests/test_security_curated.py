@@ -110,3 +110,42 @@ def test_correction_form_and_service_offer_only_what_the_customer_could_see(tena
     vip_conversation, _ = _answered(tenant_a, groups=["vip"], cited=None)
     form = CorrectionForm(tenant=tenant_a.tenant, conversation=vip_conversation)
     assert set(form.fields["sources"].queryset) == {vip, public}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_restricts_curated_answers_made_before_access_groups(tenant_a):
+    """Answers made before the field existed get their documents' groups, not public."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    vip, public = _documents(tenant_a)
+    _, reply = _answered(tenant_a, groups=["vip"], cited=vip)
+    before, after = (
+        ("workspace", "0001_initial"),
+        ("workspace", "0002_curated_answer_access_groups"),
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    try:
+        old = executor.loader.project_state([before]).apps.get_model("workspace", "CuratedAnswer")
+        common = {"tenant_id": tenant_a.tenant.pk, "question": "Q?", "answer": "A."}
+        chosen = old._base_manager.create(
+            **common, sources=[{"document_id": str(vip.pk), "title": "VIP returns"}]
+        )
+        cited = old._base_manager.create(
+            **common, sources=[{"document_id": str(public.pk)}], corrected_message_id=reply.pk
+        )
+        open_ = old._base_manager.create(**common, sources=[{"document_id": str(public.pk)}])
+        executor = MigrationExecutor(connection)
+        executor.migrate([after])
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+    from apps.workspace.models import CuratedAnswer
+
+    groups = dict(
+        CuratedAnswer.objects.for_tenant(tenant_a.tenant).values_list("pk", "access_groups")
+    )
+    assert groups[chosen.pk] == [["vip"]]
+    assert groups[cited.pk] == [["vip"]]
+    assert groups[open_.pk] == []
