@@ -30,10 +30,18 @@ class Session:
     language: str
     conversation: Conversation | None = None
     access_groups: list[str] = field(default_factory=list)
+    # The page the widget is on (routing rules match on it).
+    page_url: str = ""
 
 
 def authorize(
-    *, key: str, origin: str | None, token: str | None, conversation_id: str | None, lang: str
+    *,
+    key: str,
+    origin: str | None,
+    token: str | None,
+    conversation_id: str | None,
+    lang: str,
+    page: str = "",
 ) -> Session:
     """Check the widget key, the Origin, the end-user token and the conversation's owner."""
     widget_key = widget_key_resolve(key=key)
@@ -54,6 +62,7 @@ def authorize(
         claims=claims,
         language=(lang or "")[:16],
         access_groups=list(claims.get("groups", [])) if claims else [],
+        page_url=page[: services.MAX_PAGE_URL_LENGTH] if isinstance(page, str) else "",
     )
     if conversation_id:
         conversation = selectors.conversation_get(tenant=tenant, public_id=conversation_id)
@@ -80,6 +89,8 @@ def conversation_start_for(session: Session) -> Conversation:
         contact=contact,
         language=session.language,
         access_groups=session.access_groups,
+        page_url=session.page_url,
+        claims=session.claims,
     )
 
 

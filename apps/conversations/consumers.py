@@ -105,6 +105,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 token=params.get("token") or None,
                 conversation_id=params.get("conversation") or None,
                 lang=params.get("lang", ""),
+                page=params.get("page", ""),
             )
         except Refused as exc:
             logger.info("chat connection refused: %s", exc)

@@ -53,6 +53,7 @@ class HandoffReason(models.TextChoices):
     LOW_CONFIDENCE = "low_confidence", "Nothing relevant in the knowledge base"
     MODEL_DECISION = "model_decision", "The assistant decided to hand off"
     LLM_UNAVAILABLE = "llm_unavailable", "The language model was unavailable"
+    ROUTING_RULE = "routing_rule", "A routing rule sends it to a person"
 
 
 class Conversation(PublicIdMixin, TenantScopedModel):
@@ -79,6 +80,10 @@ class Conversation(PublicIdMixin, TenantScopedModel):
     )
     # The end user's access groups from their signed token, fixed when the conversation starts.
     access_groups = models.JSONField(default=list, blank=True)
+    # What routing rules look at, fixed when the conversation starts: {"page_url": str,
+    # "claims": {name: str | number | bool | [str]}} (the end-user token's own claims, without
+    # the standard ones).
+    context = models.JSONField(default=dict, blank=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     # Filled by the nightly batch job.

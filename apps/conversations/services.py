@@ -6,8 +6,8 @@ transaction commits, and every domain event is recorded in the same transaction 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -35,6 +35,28 @@ from apps.events.models import EventType
 from apps.events.services import event_record
 
 MAX_CLIENT_ID_LENGTH = 64
+MAX_PAGE_URL_LENGTH = 2000
+MAX_CONTEXT_CLAIMS = 20
+# Standard token claims (and the customer's identity) say nothing a routing rule should use.
+_UNROUTED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "iss", "aud", "jti", "email", "name"})
+
+# Routing rules, inboxes and assignment live in the workspace, a layer above this app; it
+# registers its router at start-up (WorkspaceConfig.ready), as it does the visibility rule.
+RoutingMoment = Literal["start", "message", "handoff"]
+Router = Callable[..., None]
+_router: Router | None = None
+
+
+def conversation_router_register(router: Router | None) -> None:
+    """Set `router(conversation=, moment=, text=)`, called inside the transaction of every
+    conversation start, customer message (while the assistant answers) and handoff."""
+    global _router
+    _router = router
+
+
+def _route(conversation: Conversation, *, moment: RoutingMoment, text: str = "") -> None:
+    if _router is not None:
+        _router(conversation=conversation, moment=moment, text=text)
 
 
 def _after_commit(callback: Any) -> None:
@@ -113,6 +135,8 @@ def conversation_start(
     channel: str = Channel.WIDGET,
     language: str = "",
     access_groups: Iterable[str] = (),
+    page_url: str = "",
+    claims: dict[str, Any] | None = None,
 ) -> Conversation:
     conversation = Conversation.objects.create(
         tenant=tenant,
@@ -121,6 +145,7 @@ def conversation_start(
         channel=Channel(channel),
         language=(language or "")[:16],
         access_groups=sorted({str(g) for g in access_groups}),
+        context=routing_context(page_url=page_url, claims=claims),
     )
     event_record(
         tenant=tenant,
@@ -133,7 +158,33 @@ def conversation_start(
             "language": conversation.language,
         },
     )
+    _route(conversation, moment="start")
     return conversation
+
+
+def _context_value(value: Any) -> Any:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, list):
+        return [str(v)[:200] for v in value[:50] if isinstance(v, str | int | float)]
+    return None
+
+
+def routing_context(*, page_url: str = "", claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What routing rules may look at: the page and the token's own claims (plain values only)."""
+    kept: dict[str, Any] = {}
+    for name, value in (claims or {}).items():
+        if len(kept) >= MAX_CONTEXT_CLAIMS:
+            break
+        if name in _UNROUTED_CLAIMS or not isinstance(name, str) or len(name) > 64:
+            continue
+        cleaned = _context_value(value)
+        if cleaned is not None:
+            kept[name] = cleaned
+    page_url = page_url if isinstance(page_url, str) else ""
+    return {"page_url": page_url.strip()[:MAX_PAGE_URL_LENGTH], "claims": kept}
 
 
 def _touch(conversation: Conversation, when: Any) -> None:
@@ -191,6 +242,9 @@ def message_post_customer(
                 payload=_message_event_payload(message),
             )
             _push_message(message)
+            if conversation.assistant_active:
+                # A rule on the question's words may send it to a person before any answer.
+                _route(conversation, moment="message", text=text)
     except IntegrityError:
         existing = message_by_client_id(conversation=conversation, client_id=client_id or "")
         if existing is None:
@@ -334,7 +388,20 @@ def handoff_request(*, conversation: Conversation, reason: str) -> bool:
             tenant_id=tenant_id, conversation_public_id=str(public_id), reason=reason.value
         )
     )
+    # Into which inbox, and to whom: the workspace's rules and assignment decide.
+    _route(conversation, moment="handoff", text=_last_customer_text(conversation))
     return True
+
+
+def _last_customer_text(conversation: Conversation) -> str:
+    return (
+        Message.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation=conversation, role=MessageRole.CUSTOMER)
+        .order_by("-id")
+        .values_list("content", flat=True)
+        .first()
+        or ""
+    )
 
 
 @transaction.atomic

@@ -85,6 +85,8 @@ export interface SocketUrlParams {
   since?: number | null;
   token?: string | null;
   lang?: string | null;
+  /** The page the widget is on; the tenant's routing rules may match on it. */
+  page?: string | null;
 }
 
 /** Turn an http(s) server origin into the chat websocket URL with its query. */
@@ -99,6 +101,7 @@ export function buildSocketUrl(p: SocketUrlParams): string {
   }
   if (p.token) q.set('token', p.token);
   if (p.lang) q.set('lang', p.lang);
+  if (p.page) q.set('page', p.page.slice(0, 2000));
   return url.toString();
 }
 

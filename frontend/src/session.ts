@@ -117,6 +117,7 @@ export class ChatSession {
       since: since > 0 ? since : null,
       token: this.config.userToken,
       lang: this.config.language,
+      page: typeof location !== 'undefined' ? location.href : null,
     });
   }
 

@@ -7,6 +7,12 @@ describe('buildSocketUrl', () => {
       'wss://support.example.com/ws/chat/?key=pk_live_x',
     );
   });
+  it('adds the page the widget is on, for routing rules', () => {
+    const u = new URL(
+      buildSocketUrl({ server: 'https://s', key: 'k', page: 'https://shop.example/pricing?a=1&b=2' }),
+    );
+    expect(u.searchParams.get('page')).toBe('https://shop.example/pricing?a=1&b=2');
+  });
   it('maps http to ws and keeps the port', () => {
     expect(buildSocketUrl({ server: 'http://localhost:8000', key: 'k' })).toBe('ws://localhost:8000/ws/chat/?key=k');
   });
