@@ -405,6 +405,9 @@ ASSISTANT_MODE = _choice(
 if ASSISTANT_MODE == "llm":
     ASSISTANT_MODE = "generative"
 # answerability (default): decide answer/decline/handoff from retrieval, rules and the
+# An agent counts as online while a console socket of theirs was seen this recently; after
+# that they are away and automatic assignment passes their conversations on (docs/handoff.md).
+AGENT_PRESENCE_GRACE_SECONDS = _int("AGENT_PRESENCE_GRACE_SECONDS", 60, minimum=10)
 # calibrated answerability score, with no model round trip before the answer; llm: a
 # schema-constrained model call decides answer/clarify/handoff first; rules: keywords only.
 ASSISTANT_DECISION = _choice(

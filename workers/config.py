@@ -32,6 +32,11 @@ BEAT_SCHEDULE = {
         "task": "apps.integrations.tasks.deliver_lost_webhooks",
         "schedule": 120.0,
     },
+    # Agents whose console went quiet: away, and their assigned conversations passed on.
+    "workspace-presence-sweep": {
+        "task": "apps.workspace.tasks.presence_sweep",
+        "schedule": 30.0,
+    },
     "purge-idempotency-records": {
         "task": "apps.integrations.tasks.purge_idempotency_records",
         "schedule": 3600.0,

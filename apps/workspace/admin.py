@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -34,7 +35,14 @@ from apps.core.admin import TenantScopedAdmin
 from apps.core.errors import ApplicationError
 from apps.tenants.models import Membership, Role
 from apps.workspace import selectors, services
-from apps.workspace.models import WORK_INBOX, CuratedAnswer, EvaluationCase, Inbox
+from apps.workspace.models import (
+    WORK_INBOX,
+    AgentPresence,
+    CuratedAnswer,
+    EvaluationCase,
+    Inbox,
+    RoutingRule,
+)
 
 # --- Filters --------------------------------------------------------------------------------------
 
@@ -398,14 +406,21 @@ class InboxForm(forms.ModelForm):
 
     class Meta:
         model = Inbox
-        fields = ("tenant", "name", "agents")
+        fields = ("tenant", "name", "agents", "assistant_enabled", "assignment", "agent_capacity")
 
 
 @admin.register(Inbox)
 class InboxAdmin(TenantScopedAdmin):
     view_role = Role.ADMIN
     form = InboxForm
-    list_display = ("name", "tenant", "is_default", "agent_names")
+    list_display = (
+        "name",
+        "tenant",
+        "is_default",
+        "assignment",
+        "assistant_enabled",
+        "agent_names",
+    )
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
@@ -441,6 +456,84 @@ def _granted(inbox: Inbox) -> list[Any]:
         for u in permissions.users_granted(obj=inbox)
         if u.has_perm(f"workspace.{WORK_INBOX}", inbox)
     ]
+
+
+class RoutingRuleForm(forms.ModelForm):
+    class Meta:
+        model = RoutingRule
+        fields = (
+            "tenant",
+            "name",
+            "position",
+            "is_active",
+            "url_contains",
+            "widget_key",
+            "languages",
+            "token_field",
+            "token_values",
+            "keywords",
+            "inbox",
+            "priority",
+            "hand_off",
+        )
+        help_texts = {
+            "languages": 'A JSON list of language codes, e.g. ["de", "fr"].',
+            "token_values": 'A JSON list, e.g. ["enterprise"]; empty: the claim is present.',
+            "keywords": 'A JSON list of words or phrases, e.g. ["refund", "chargeback"].',
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        tenant = data.get("tenant") or getattr(self.instance, "tenant", None)
+        if tenant is None or self.errors:
+            return data
+        try:
+            services.routing_rule_validate(
+                tenant=tenant, fields=_rule_fields(data), rule=self.instance
+            )
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
+
+
+def _rule_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: data[name] for name in services.RULE_FIELDS if name in data}
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(TenantScopedAdmin):
+    """Routing rules go through the same service as the API (validation, tenant checks)."""
+
+    view_role = Role.ADMIN
+    form = RoutingRuleForm
+    list_display = ("name", "tenant", "position", "is_active", "inbox", "priority", "hand_off")
+    list_editable = ("position", "is_active")
+    ordering = ("tenant", "position", "id")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not self._allowed(request, self.change_role if change else self.add_role, obj):
+            raise PermissionDenied("You cannot save rows of this tenant.")
+        # The form validated the same fields with the service's own checks (`clean`).
+        fields = _rule_fields(form.cleaned_data)
+        if change:
+            services.routing_rule_update(rule=obj, **fields)
+        else:
+            saved = services.routing_rule_create(tenant=obj.tenant, **fields)
+            obj.pk, obj.public_id = saved.pk, saved.public_id
+
+
+@admin.register(AgentPresence)
+class AgentPresenceAdmin(TenantScopedAdmin):
+    view_role = Role.ADMIN
+    list_display = ("user", "tenant", "status", "last_seen_at", "last_assigned_at")
+    list_filter = ("status",)
+    readonly_fields = ("tenant", "user", "status", "last_seen_at", "last_assigned_at")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(CuratedAnswer)

@@ -10,6 +10,10 @@ class WorkspaceConfig(AppConfig):
     def ready(self) -> None:
         # The REST API (in the chat app, a layer below) asks the inbox grants who sees what.
         from apps.conversations.selectors import conversation_visibility_register
+        from apps.conversations.services import conversation_router_register
+        from apps.workspace.handoff import route
         from apps.workspace.selectors import conversations_visible
 
         conversation_visibility_register(conversations_visible)
+        # Routing rules and assignment run inside the chat app's start, message and handoff.
+        conversation_router_register(route)

@@ -9,15 +9,21 @@ frames from the agent reach the customer's widget as `typing` with role `agent`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
 from apps.tenants.models import Role
-from apps.workspace import selectors
+from apps.workspace import handoff, selectors
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
@@ -35,6 +41,11 @@ def _tenant_for(user: Any, slug: str | None) -> Any:
         return None
     tenants = permissions.tenants_for_user(user=user, min_role=Role.AGENT)
     return tenants.filter(slug=slug).first() if slug else None
+
+
+@db_async
+def _seen(user: Any, tenant: Any) -> None:
+    handoff.agent_presence_seen(tenant=tenant, user=user)
 
 
 @db_async
@@ -59,6 +70,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
     tenant: Any = None
     watched: Any = None
     watched_group: str | None = None
+    heartbeat: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -75,8 +87,28 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(self.tenant_group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "ready", "tenant": self.tenant.slug})
+        # The agent is online while this socket lives; a socket of a process that died simply
+        # stops being seen, and the presence sweep marks the agent away after the grace period.
+        try:
+            await _seen(self.user, self.tenant)
+        except Exception:
+            logger.exception("recording console presence failed")
+        self.heartbeat = asyncio.create_task(self.keep_seen())
+
+    async def keep_seen(self) -> None:
+        interval = max(settings.AGENT_PRESENCE_GRACE_SECONDS / 3, 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await _seen(self.user, self.tenant)
+            except Exception:
+                logger.exception("recording console presence failed")
 
     async def disconnect(self, code: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat
         if self.tenant is not None:
             await self.channel_layer.group_discard(self.tenant_group, self.channel_name)
         if self.watched_group:

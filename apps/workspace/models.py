@@ -16,11 +16,31 @@ from apps.core.models import PublicIdMixin, TenantScopedModel
 WORK_INBOX = "work_inbox"
 
 
+class AssignmentMode(models.TextChoices):
+    MANUAL = "manual", "Manual (agents take conversations from the queue)"
+    ROUND_ROBIN = "round_robin", "Round robin among online agents"
+    LEAST_BUSY = "least_busy", "The online agent with the fewest open conversations"
+
+
+class Priority(models.IntegerChoices):
+    LOW = 0, "Low"
+    NORMAL = 1, "Normal"
+    HIGH = 2, "High"
+    URGENT = 3, "Urgent"
+
+
 class Inbox(PublicIdMixin, TenantScopedModel):
     """A queue of conversations; agents work the inboxes they hold `work_inbox` on."""
 
     name = models.CharField(max_length=100)
     is_default = models.BooleanField(default=False)
+    # Off: conversations routed here go to a person at once; the assistant never answers.
+    assistant_enabled = models.BooleanField(default=True)
+    assignment = models.CharField(
+        max_length=16, choices=AssignmentMode.choices, default=AssignmentMode.MANUAL
+    )
+    # Most conversations an agent works at once before assignment passes them by (0: no limit).
+    agent_capacity = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["tenant_id", "-is_default", "name"]
@@ -44,12 +64,88 @@ class ConversationInbox(TenantScopedModel):
         "conversations.Conversation", on_delete=models.CASCADE, related_name="inbox_route"
     )
     inbox = models.ForeignKey(Inbox, on_delete=models.CASCADE, related_name="routes")
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # The routing rule that put it here (none: routed by hand or by default).
+    rule = models.ForeignKey(
+        "workspace.RoutingRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         verbose_name = "conversation routing"
 
     def __str__(self) -> str:
         return f"{self.conversation_id} → {self.inbox}"
+
+
+class RoutingRule(PublicIdMixin, TenantScopedModel):
+    """Where a conversation goes, tried in `position` order; the first rule that matches wins.
+
+    Every condition that is set must hold (an empty one always holds); inside a list condition
+    one entry is enough. Rules are tried when a conversation starts, on each customer message
+    while the assistant answers, and when it is handed off to a person.
+    """
+
+    name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    # --- Conditions ---
+    # The widget's page URL contains this text (case-insensitive).
+    url_contains = models.CharField(max_length=500, blank=True, default="")
+    widget_key = models.ForeignKey(
+        "tenants.WidgetKey", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # Language codes ("de", "pt-BR"); "de" also matches "de-AT".
+    languages = models.JSONField(default=list, blank=True)
+    # A claim of the signed end-user token (e.g. "plan", "groups") and the values that match
+    # (for a list claim such as groups, one shared value is enough).
+    token_field = models.CharField(max_length=64, blank=True, default="")
+    token_values = models.JSONField(default=list, blank=True)
+    # Words or phrases in the customer's message (case-insensitive, whole words).
+    keywords = models.JSONField(default=list, blank=True)
+    # --- Actions ---
+    inbox = models.ForeignKey(
+        Inbox, null=True, blank=True, on_delete=models.CASCADE, related_name="rules"
+    )
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, null=True, blank=True)
+    # Hand the conversation to a person at once; the assistant does not answer.
+    hand_off = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["tenant_id", "position", "id"]
+        indexes = [models.Index(fields=["tenant", "is_active", "position"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PresenceStatus(models.TextChoices):
+    ONLINE = "online", "Online"
+    AWAY = "away", "Away"
+
+
+class AgentPresence(TenantScopedModel):
+    """Whether a member is at the console: online while a console socket of theirs has been
+    seen within AGENT_PRESENCE_GRACE_SECONDS, away otherwise."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presences"
+    )
+    status = models.CharField(
+        max_length=8, choices=PresenceStatus.choices, default=PresenceStatus.AWAY
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # Round robin hands the next conversation to the online agent assigned longest ago.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="presence_unique_user")
+        ]
+        indexes = [models.Index(fields=["tenant", "status"])]
+        verbose_name = "agent presence"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.status})"
 
 
 class CuratedAnswer(PublicIdMixin, TenantScopedModel):

@@ -25,10 +25,13 @@ from apps.tenants.models import Tenant
 from apps.workspace import selectors
 from apps.workspace.models import (
     WORK_INBOX,
+    AssignmentMode,
     ConversationInbox,
     CuratedAnswer,
     EvaluationCase,
     Inbox,
+    Priority,
+    RoutingRule,
 )
 
 
@@ -407,3 +410,158 @@ def answer_correct(
         created_by=agent,
     )
     return curated, case
+
+
+# --- Inbox settings and routing rules -------------------------------------------------------------
+
+INBOX_SETTINGS = ("name", "assistant_enabled", "assignment", "agent_capacity")
+RULE_FIELDS = (
+    "name",
+    "position",
+    "is_active",
+    "url_contains",
+    "widget_key",
+    "languages",
+    "token_field",
+    "token_values",
+    "keywords",
+    "inbox",
+    "priority",
+    "hand_off",
+)
+MAX_RULE_LIST = 50
+
+
+@transaction.atomic
+def inbox_update(*, inbox: Inbox, **fields: Any) -> Inbox:
+    """Change an inbox's name, assistant, assignment mode or agent capacity."""
+    unknown = set(fields) - set(INBOX_SETTINGS)
+    if unknown:
+        raise TypeError(f"unknown inbox fields: {', '.join(sorted(unknown))}")
+    if "name" in fields:
+        name = (fields["name"] or "").strip()
+        if not name:
+            raise ApplicationError("An inbox needs a name.")
+        taken = Inbox.objects.for_tenant(inbox.tenant_id).filter(name=name).exclude(pk=inbox.pk)
+        if taken.exists():
+            raise ConflictError(f"There is already an inbox named {name!r}.")
+        fields["name"] = name
+    if "assignment" in fields:
+        fields["assignment"] = AssignmentMode(fields["assignment"])
+    for name, value in fields.items():
+        setattr(inbox, name, value)
+    inbox.save(update_fields=[*fields, "updated_at"])
+    if fields.get("assignment", AssignmentMode.MANUAL) != AssignmentMode.MANUAL:
+        # Conversations already waiting there are handed out now, not at the next handoff.
+        from apps.workspace.handoff import assignment_fill
+
+        transaction.on_commit(lambda: assignment_fill(tenant=inbox.tenant))
+    return inbox
+
+
+def _strings(value: Any, *, field: str, max_length: int = 200) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or len(value) > MAX_RULE_LIST:
+        raise ApplicationError(
+            f"{field} must be a list of at most {MAX_RULE_LIST} texts.", {"field": field}
+        )
+    cleaned = []
+    for item in value:
+        if not isinstance(item, str) or len(item.strip()) > max_length:
+            raise ApplicationError(
+                f"{field} must hold texts of at most {max_length} characters.", {"field": field}
+            )
+        if item.strip() and item.strip() not in cleaned:
+            cleaned.append(item.strip())
+    return cleaned
+
+
+def _rule_clean(*, tenant: Tenant, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate rule fields; the inbox and widget key must be the rule's tenant's own."""
+    from apps.tenants.models import WidgetKey
+
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown routing rule fields: {', '.join(sorted(unknown))}")
+    if "name" in fields:
+        fields["name"] = (fields["name"] or "").strip()[:100]
+        if not fields["name"]:
+            raise ApplicationError("A routing rule needs a name.", {"field": "name"})
+    inbox = fields.get("inbox")
+    if inbox is not None and (not isinstance(inbox, Inbox) or inbox.tenant_id != tenant.pk):
+        raise NotFoundError("No such inbox.", {"field": "inbox"})
+    key = fields.get("widget_key")
+    if key is not None and (not isinstance(key, WidgetKey) or key.tenant_id != tenant.pk):
+        raise NotFoundError("No such widget key.", {"field": "widget_key"})
+    for name in ("languages", "token_values", "keywords"):
+        if name in fields:
+            fields[name] = _strings(fields[name], field=name)
+    if "languages" in fields:
+        fields["languages"] = [code.lower()[:16] for code in fields["languages"]]
+    for name, limit in (("url_contains", 500), ("token_field", 64)):
+        if name in fields:
+            fields[name] = (fields[name] or "").strip()
+            if len(fields[name]) > limit:
+                raise ApplicationError(f"{name} is longer than {limit} characters.")
+    if fields.get("priority") is not None:
+        fields["priority"] = Priority(fields["priority"])
+    return fields
+
+
+def _rule_check_complete(rule: RoutingRule) -> None:
+    if rule.inbox_id is None and rule.priority is None and not rule.hand_off:
+        raise ApplicationError(
+            "A routing rule needs an action: an inbox, a priority or hand_off.",
+            {"field": "inbox"},
+        )
+    if rule.token_values and not rule.token_field:
+        raise ApplicationError(
+            "token_values need a token_field to compare with.", {"field": "token_field"}
+        )
+
+
+def routing_rule_validate(
+    *, tenant: Tenant, fields: dict[str, Any], rule: RoutingRule | None = None
+) -> dict[str, Any]:
+    """The cleaned fields, or ApplicationError: what create and update check, for forms."""
+    fields = _rule_clean(tenant=tenant, fields=dict(fields))
+    draft = RoutingRule(tenant=tenant)
+    if rule is not None and rule.pk:
+        for name in RULE_FIELDS:
+            setattr(draft, name, getattr(rule, name))
+    for name, value in fields.items():
+        setattr(draft, name, value)
+    _rule_check_complete(draft)
+    return fields
+
+
+@transaction.atomic
+def routing_rule_create(*, tenant: Tenant, name: str, **fields: Any) -> RoutingRule:
+    fields = _rule_clean(tenant=tenant, fields={"name": name, **fields})
+    if "position" not in fields:
+        last = (
+            RoutingRule.objects.for_tenant(tenant)
+            .order_by("-position")
+            .values_list("position", flat=True)
+            .first()
+        )
+        fields["position"] = 0 if last is None else last + 1
+    rule = RoutingRule(tenant=tenant, **fields)
+    _rule_check_complete(rule)
+    rule.save()
+    return rule
+
+
+@transaction.atomic
+def routing_rule_update(*, rule: RoutingRule, **fields: Any) -> RoutingRule:
+    fields = _rule_clean(tenant=rule.tenant, fields=dict(fields))
+    for name, value in fields.items():
+        setattr(rule, name, value)
+    _rule_check_complete(rule)
+    rule.save()
+    return rule
+
+
+def routing_rule_delete(*, rule: RoutingRule) -> None:
+    rule.delete()

@@ -1,0 +1,399 @@
+"""Handoff that a company controls: routing rules, agents' presence and automatic assignment.
+
+The chat app calls `route` (registered in WorkspaceConfig.ready) inside the transaction of
+every conversation start, customer message (while the assistant answers) and handoff:
+
+1. the tenant's active routing rules are tried in order; the first that matches may move the
+   conversation into an inbox of the same tenant, set its priority, or hand it off at once;
+2. a conversation routed into an inbox whose assistant is off is handed off at once too;
+3. when it is handed off, an inbox with automatic assignment gives it to an online agent who
+   holds a grant on that inbox and has room (round robin or least busy).
+
+Presence comes from the console's websocket: a socket marks its agent seen when it connects
+and every third of AGENT_PRESENCE_GRACE_SECONDS while it stays open; `presence_sweep` (Celery
+beat) marks agents not seen for the grace period away and passes their conversations on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from apps.conversations import services as chat_services
+from apps.conversations.models import (
+    ASSISTANT_ACTIVE_STATUSES,
+    Conversation,
+    ConversationStatus,
+    HandoffReason,
+)
+from apps.core import permissions, realtime
+from apps.tenants.models import Membership, Tenant
+from apps.workspace import selectors
+from apps.workspace.models import (
+    AgentPresence,
+    AssignmentMode,
+    ConversationInbox,
+    Inbox,
+    PresenceStatus,
+    RoutingRule,
+)
+
+logger = logging.getLogger(__name__)
+
+ROUTED_TO_PERSON_TEXT = "A person from our team will take it from here."
+# Assignment of waiting conversations when an agent comes online stops after this many.
+FILL_BATCH = 50
+
+
+# --- Rules -------------------------------------------------------------------------------------
+
+
+def _keyword_pattern(keyword: str) -> re.Pattern[str]:
+    # Whole words, so "refund" does not match "refunded" only by accident of spelling.
+    return re.compile(rf"(?<!\w){re.escape(keyword.strip())}(?!\w)", re.IGNORECASE)
+
+
+def _language_matches(language: str, wanted: list[str]) -> bool:
+    language = (language or "").lower()
+    return any(
+        language == code.lower() or language.startswith(code.lower() + "-") for code in wanted
+    )
+
+
+def _claim_matches(conversation: Conversation, field: str, values: list[str]) -> bool:
+    claims = (conversation.context or {}).get("claims") or {}
+    value = claims.get(field)
+    if field == "groups" and value is None:
+        value = list(conversation.access_groups or [])
+    if value is None or value == [] or value == "":
+        return False
+    if not values:
+        return bool(value)  # the claim is present (and not false)
+    wanted = {str(v).lower() for v in values}
+    if isinstance(value, list):
+        return bool(wanted.intersection(str(v).lower() for v in value))
+    if isinstance(value, bool):
+        return str(value).lower() in wanted
+    return str(value).lower() in wanted
+
+
+def rule_matches(rule: RoutingRule, *, conversation: Conversation, text: str = "") -> bool:
+    """Whether every condition the rule sets holds for this conversation and message."""
+    page_url = str((conversation.context or {}).get("page_url") or "")
+    if rule.url_contains and rule.url_contains.lower() not in page_url.lower():
+        return False
+    if rule.widget_key_id and rule.widget_key_id != conversation.widget_key_id:
+        return False
+    if rule.languages and not _language_matches(conversation.language, rule.languages):
+        return False
+    if rule.token_field and not _claim_matches(conversation, rule.token_field, rule.token_values):
+        return False
+    keywords = [k for k in rule.keywords or [] if str(k).strip()]
+    return not (keywords and not any(_keyword_pattern(str(k)).search(text) for k in keywords))
+
+
+def rule_for(*, conversation: Conversation, text: str = "") -> RoutingRule | None:
+    """The first active rule of the conversation's tenant that matches, in order."""
+    rules = (
+        RoutingRule.objects.for_tenant(conversation.tenant_id)
+        .filter(is_active=True)
+        .select_related("inbox")
+        .order_by("position", "id")
+    )
+    for rule in rules:
+        if rule_matches(rule, conversation=conversation, text=text):
+            return rule
+    return None
+
+
+def _apply(conversation: Conversation, rule: RoutingRule) -> ConversationInbox | None:
+    """Move the conversation into the rule's inbox and priority (the rule's own tenant only)."""
+    if rule.tenant_id != conversation.tenant_id:
+        raise ValueError("a routing rule of another tenant")  # never: rules are tenant-scoped
+    inbox = rule.inbox
+    if inbox is not None and inbox.tenant_id != conversation.tenant_id:
+        return None  # defence in depth: a rule can never route into another tenant's inbox
+    current = ConversationInbox.objects.for_tenant(conversation.tenant_id).filter(
+        conversation=conversation
+    )
+    row = current.first()
+    if inbox is None and rule.priority is None:
+        return row
+    target = inbox or (row.inbox if row else selectors.inbox_default(tenant=conversation.tenant))
+    defaults: dict[str, Any] = {"inbox": target, "rule": rule}
+    if rule.priority is not None:
+        defaults["priority"] = rule.priority
+    moved = row is None or row.inbox_id != target.pk
+    row, _ = ConversationInbox.objects.update_or_create(
+        tenant_id=conversation.tenant_id, conversation=conversation, defaults=defaults
+    )
+    if moved and conversation.status == ConversationStatus.WAITING_FOR_HUMAN:
+        _queue_changed(conversation, event="routed")
+    return row
+
+
+def route(*, conversation: Conversation, moment: str, text: str = "") -> None:
+    """The chat app's routing hook (see the module docstring)."""
+    conversation = (
+        Conversation.objects.for_tenant(conversation.tenant_id)
+        .select_related("tenant")
+        .get(pk=conversation.pk)
+    )
+    rule = rule_for(conversation=conversation, text=text)
+    if rule is not None:
+        _apply(conversation, rule)
+    inbox = selectors.conversation_inbox(conversation=conversation)
+    if moment == "handoff":
+        if conversation.status == ConversationStatus.WAITING_FOR_HUMAN:
+            assign_next(conversation=conversation, inbox=inbox)
+        return
+    forced = (rule is not None and rule.hand_off) or not inbox.assistant_enabled
+    if forced and conversation.status in ASSISTANT_ACTIVE_STATUSES:
+        if moment == "message":
+            # Said before the handoff, so the customer reads it before an agent joins.
+            chat_services.message_post_system(
+                conversation=conversation, content=ROUTED_TO_PERSON_TEXT
+            )
+        chat_services.handoff_request(conversation=conversation, reason=HandoffReason.ROUTING_RULE)
+
+
+# --- Presence ------------------------------------------------------------------------------------
+
+
+def _grace() -> timedelta:
+    return timedelta(seconds=settings.AGENT_PRESENCE_GRACE_SECONDS)
+
+
+def agent_presence_seen(*, tenant: Tenant, user: Any, now: datetime | None = None) -> bool:
+    """A console socket of `user` is open now. Returns whether they just came online (and then
+    hands them waiting conversations of their inboxes)."""
+    if permissions.membership_role(user=user, tenant=tenant) is None:
+        return False
+    now = now or timezone.now()
+    with transaction.atomic():
+        presence, _ = AgentPresence.objects.for_tenant(tenant).get_or_create(
+            tenant=tenant, user=user
+        )
+        presence = AgentPresence.objects.select_for_update().get(tenant=tenant, pk=presence.pk)
+        came_online = presence.status != PresenceStatus.ONLINE or (
+            presence.last_seen_at is None or presence.last_seen_at < now - _grace()
+        )
+        presence.status = PresenceStatus.ONLINE
+        presence.last_seen_at = now
+        presence.save(update_fields=["status", "last_seen_at", "updated_at"])
+    if came_online:
+        assignment_fill(tenant=tenant, now=now)
+    return came_online
+
+
+@transaction.atomic
+def agent_presence_away(*, tenant: Tenant, user: Any) -> int:
+    """The agent is away (they said so, or their console went quiet): their conversations in
+    inboxes with automatic assignment go to another online agent, or back to the queue.
+    Returns how many conversations were passed on."""
+    AgentPresence.objects.for_tenant(tenant).filter(user=user).update(
+        status=PresenceStatus.AWAY, updated_at=timezone.now()
+    )
+    theirs = (
+        Conversation.objects.for_tenant(tenant)
+        .filter(status=ConversationStatus.WITH_AGENT, assigned_agent=user)
+        .select_related("tenant")
+        .order_by("pk")
+    )
+    passed = 0
+    for conversation in theirs:
+        inbox = selectors.conversation_inbox(conversation=conversation)
+        if inbox.assignment == AssignmentMode.MANUAL:
+            continue  # they took it by hand from a manual inbox: it stays theirs
+        if assign_next(conversation=conversation, inbox=inbox, exclude=[user.pk]) is None:
+            _back_to_queue(conversation)
+        passed += 1
+    return passed
+
+
+def presence_sweep(*, now: datetime | None = None) -> int:
+    """Mark agents whose consoles went quiet for the grace period away (every tenant), then
+    hand out conversations still waiting in inboxes with automatic assignment (an agent may
+    have room again after resolving some). Returns how many agents went away."""
+    now = now or timezone.now()
+    stale = list(
+        AgentPresence.objects.unscoped()
+        .filter(status=PresenceStatus.ONLINE, last_seen_at__lt=now - _grace())
+        .select_related("tenant", "user")
+    )
+    for presence in stale:
+        try:
+            agent_presence_away(tenant=presence.tenant, user=presence.user)
+        except Exception:
+            logger.exception("marking agent %s away failed", presence.user_id)
+    waiting_in = (
+        Conversation.objects.unscoped()
+        .filter(status=ConversationStatus.WAITING_FOR_HUMAN)
+        .values("tenant_id")
+    )
+    tenants = Tenant.objects.filter(
+        pk__in=Inbox.objects.unscoped()
+        .exclude(assignment=AssignmentMode.MANUAL)
+        .filter(tenant_id__in=waiting_in)
+        .values("tenant_id")
+    )
+    for tenant in tenants:
+        try:
+            assignment_fill(tenant=tenant, now=now)
+        except Exception:
+            logger.exception("assigning waiting conversations of tenant %s failed", tenant.pk)
+    return len(stale)
+
+
+def online_agents(*, tenant: Tenant, now: datetime | None = None) -> list[AgentPresence]:
+    now = now or timezone.now()
+    return list(
+        AgentPresence.objects.for_tenant(tenant)
+        .filter(status=PresenceStatus.ONLINE, last_seen_at__gte=now - _grace())
+        .select_related("user")
+        .order_by("user_id")
+    )
+
+
+# --- Assignment ----------------------------------------------------------------------------------
+
+
+def inbox_agent_ids(*, inbox: Inbox) -> set[int]:
+    """Members of the inbox's tenant who hold a grant on it: whom assignment may choose.
+
+    Owners and admins may work every inbox, but are only given conversations automatically in
+    inboxes they hold a grant on themselves.
+    """
+    granted = {user.pk for user in permissions.users_granted(obj=inbox)}
+    members = set(
+        Membership.objects.for_tenant(inbox.tenant_id)
+        .filter(user_id__in=granted, user__is_active=True)
+        .values_list("user_id", flat=True)
+    )
+    return granted & members
+
+
+def _loads(*, tenant_id: int, user_ids: list[int]) -> dict[int, int]:
+    rows = (
+        Conversation.objects.for_tenant(tenant_id)
+        .filter(status=ConversationStatus.WITH_AGENT, assigned_agent_id__in=user_ids)
+        .values("assigned_agent_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["assigned_agent_id"]: row["n"] for row in rows}
+
+
+def assign_next(
+    *,
+    conversation: Conversation,
+    inbox: Inbox,
+    exclude: list[int] | None = None,
+    now: datetime | None = None,
+) -> Any | None:
+    """Give a waiting (or orphaned) conversation to an online agent of its inbox who has room;
+    None when the inbox assigns by hand or nobody is available (it then waits in the queue)."""
+    if inbox.assignment == AssignmentMode.MANUAL or inbox.tenant_id != conversation.tenant_id:
+        return None
+    now = now or timezone.now()
+    with transaction.atomic():
+        eligible = inbox_agent_ids(inbox=inbox) - set(exclude or ())
+        # Locking the candidates' presence rows makes concurrent handoffs take turns, so two
+        # of them never both see the same last free slot.
+        candidates = list(
+            AgentPresence.objects.select_for_update()
+            .filter(
+                tenant_id=inbox.tenant_id,
+                user_id__in=eligible,
+                status=PresenceStatus.ONLINE,
+                last_seen_at__gte=now - _grace(),
+            )
+            .select_related("user")
+            .order_by("user_id")
+        )
+        if not candidates:
+            return None
+        loads = _loads(tenant_id=inbox.tenant_id, user_ids=[p.user_id for p in candidates])
+        if inbox.agent_capacity:
+            candidates = [p for p in candidates if loads.get(p.user_id, 0) < inbox.agent_capacity]
+        if not candidates:
+            return None
+        oldest = datetime.min.replace(tzinfo=now.tzinfo)
+
+        def turn(p: AgentPresence) -> tuple[Any, ...]:
+            return (p.last_assigned_at or oldest, p.user_id)
+
+        if inbox.assignment == AssignmentMode.LEAST_BUSY:
+            chosen = min(candidates, key=lambda p: (loads.get(p.user_id, 0), *turn(p)))
+        else:
+            chosen = min(candidates, key=turn)
+        AgentPresence.objects.for_tenant(inbox.tenant_id).filter(pk=chosen.pk).update(
+            last_assigned_at=now
+        )
+        assigned = chat_services.conversation_assign(conversation=conversation, agent=chosen.user)
+        _queue_changed(assigned, event="assigned")
+        return chosen.user
+
+
+def assignment_fill(*, tenant: Tenant, now: datetime | None = None) -> int:
+    """Assign conversations waiting in inboxes with automatic assignment, most urgent and then
+    oldest first, while online agents have room. Returns how many were assigned."""
+    auto = list(Inbox.objects.for_tenant(tenant).exclude(assignment=AssignmentMode.MANUAL))
+    if not auto:
+        return 0
+    by_id = {inbox.pk: inbox for inbox in auto}
+    default = next((inbox for inbox in auto if inbox.is_default), None)
+    waiting = (
+        Conversation.objects.for_tenant(tenant)
+        .filter(status=ConversationStatus.WAITING_FOR_HUMAN)
+        .select_related("tenant", "inbox_route")
+        .order_by(F("inbox_route__priority").desc(nulls_last=True), "updated_at", "pk")
+    )
+    assigned = 0
+    for conversation in waiting[:FILL_BATCH]:
+        route_row = getattr(conversation, "inbox_route", None)
+        inbox = by_id.get(route_row.inbox_id) if route_row is not None else default
+        if inbox is None:
+            continue
+        with transaction.atomic():
+            locked = (
+                Conversation.objects.select_for_update()
+                .filter(tenant=tenant, pk=conversation.pk)
+                .first()
+            )
+            if locked is None or locked.status != ConversationStatus.WAITING_FOR_HUMAN:
+                continue
+            if assign_next(conversation=locked, inbox=inbox, now=now) is not None:
+                assigned += 1
+    return assigned
+
+
+def _back_to_queue(conversation: Conversation) -> None:
+    """Unassign: the conversation waits for a person again."""
+    Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
+        status=ConversationStatus.WAITING_FOR_HUMAN, assigned_agent=None, updated_at=timezone.now()
+    )
+    conversation.status = ConversationStatus.WAITING_FOR_HUMAN
+    conversation.assigned_agent = None
+    tenant_id, pk, public_id = conversation.tenant_id, conversation.pk, str(conversation.public_id)
+    transaction.on_commit(
+        lambda: realtime.chat_status_send(
+            tenant_id=tenant_id,
+            conversation_id=pk,
+            status=ConversationStatus.WAITING_FOR_HUMAN,
+            conversation_public_id=public_id,
+        )
+    )
+    _queue_changed(conversation, event="waiting")
+
+
+def _queue_changed(conversation: Conversation, *, event: str) -> None:
+    from apps.workspace.services import _queue_changed as queue_changed
+
+    queue_changed(conversation, event=event)

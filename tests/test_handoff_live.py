@@ -1,0 +1,97 @@
+"""Automatic assignment end to end over the real websockets (PostgreSQL, Redis channel layer):
+two agents' consoles and one customer's widget."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from apps.conversations.models import Conversation, ConversationStatus
+from apps.conversations.testing import chat_settings, open_chat, receive_until  # noqa: F401
+from apps.tenants.models import Role
+from apps.tenants.services import membership_set
+from apps.tenants.tests.factories import UserFactory
+from apps.workspace import handoff, selectors, services
+from apps.workspace.models import AgentPresence, AssignmentMode, PresenceStatus
+from tests.test_workspace_console import console_socket
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
+
+
+@sync_to_async
+def db(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+def _setup(world):
+    inbox = services.inbox_update(
+        inbox=selectors.inbox_default(tenant=world.tenant), assignment=AssignmentMode.ROUND_ROBIN
+    )
+    agents = []
+    for n in (1, 2):
+        user = UserFactory(username=f"live-agent{n}", display_name=f"Agent {n}", is_staff=True)
+        membership_set(tenant=world.tenant, user=user, role=Role.AGENT)
+        services.inbox_grant(inbox=inbox, agent=user)
+        agents.append(user)
+    return agents
+
+
+async def _console(user):
+    socket = await console_socket(user, "acme")
+    connected, _ = await socket.connect(timeout=10)
+    assert connected
+    assert (await socket.receive_json_from(timeout=10))["type"] == "ready"
+    return socket
+
+
+async def _queue_frame(socket, event):
+    while True:
+        frame = await socket.receive_json_from(timeout=10)
+        if frame["type"] == "queue" and frame["event"] == event:
+            return frame
+
+
+async def test_handoff_goes_to_an_online_agent_and_passes_on_when_they_leave(
+    tenant_a, monkeypatch, settings
+):
+    first, second = await db(_setup, tenant_a)
+    first_console = await _console(first)
+    second_console = await _console(second)
+    presences = await db(
+        lambda: set(
+            AgentPresence.objects.for_tenant(tenant_a.tenant)
+            .filter(status=PresenceStatus.ONLINE)
+            .values_list("user_id", flat=True)
+        )
+    )
+    assert presences == {first.pk, second.pk}
+
+    customer, _ = await open_chat(tenant_a)
+    await customer.send_json_to({"type": "handoff"})
+    _, joined = await receive_until(customer, "agent_joined", timeout=10)
+    # Round robin starts with the agent never assigned before (lowest id on a tie).
+    assert joined["agent"]["name"] == "Agent 1"
+    # The other agent's console sees it assigned, to whom.
+    frame = await _queue_frame(second_console, "assigned")
+    assert frame["conversation"]["agent"] == "Agent 1"
+    assert frame["conversation"]["status"] == ConversationStatus.WITH_AGENT
+
+    # The first agent's console closes; after the grace period the sweep passes it on.
+    await first_console.disconnect()
+    later = timezone.now() + timedelta(seconds=settings.AGENT_PRESENCE_GRACE_SECONDS + 1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    await db(handoff.agent_presence_seen, tenant=tenant_a.tenant, user=second)  # its heartbeat
+    assert await db(handoff.presence_sweep) == 1
+    _, joined = await receive_until(customer, "agent_joined", timeout=10)
+    assert joined["agent"]["name"] == "Agent 2"
+    conversation = await db(
+        lambda: Conversation.objects.for_tenant(tenant_a.tenant).get(
+            public_id=frame["conversation"]["id"]
+        )
+    )
+    assert conversation.assigned_agent_id == second.pk
+    for socket in (second_console, customer):
+        await socket.disconnect()

@@ -1,0 +1,341 @@
+"""Handoff that a company controls: routing rules, presence and automatic assignment.
+
+Real PostgreSQL; time is frozen (and moved by hand) where presence expiry matters.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.utils import timezone
+
+from apps.conversations import services as chat
+from apps.conversations.access import customer_message_post
+from apps.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    HandoffReason,
+    Message,
+    MessageRole,
+)
+from apps.core.errors import ApplicationError, NotFoundError
+from apps.events.models import Event, EventType
+from apps.tenants.models import Role
+from apps.tenants.services import membership_set
+from apps.tenants.tests.factories import UserFactory
+from apps.workspace import handoff, selectors, services
+from apps.workspace.models import (
+    AgentPresence,
+    AssignmentMode,
+    ConversationInbox,
+    PresenceStatus,
+    Priority,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Frozen time: `clock.advance(seconds)` moves it on; every `timezone.now()` sees it."""
+
+    class Clock:
+        now = timezone.now()
+
+        def advance(self, seconds: float) -> None:
+            self.now += timedelta(seconds=seconds)
+
+    frozen = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: frozen.now)
+    return frozen
+
+
+def _start(world, **kwargs):
+    return chat.conversation_start(tenant=world.tenant, widget_key=world.widget_key, **kwargs)
+
+
+def _inbox_of(conversation):
+    conversation = Conversation.objects.for_tenant(conversation.tenant_id).get(pk=conversation.pk)
+    return selectors.conversation_inbox(conversation=conversation)
+
+
+def _agents(world, count, inbox):
+    """`count` agents of the world's tenant, each granted `inbox`."""
+    users = []
+    for n in range(count):
+        user = UserFactory(username=f"{world.tenant.slug}-rr{n}", display_name=f"Agent {n}")
+        membership_set(tenant=world.tenant, user=user, role=Role.AGENT)
+        services.inbox_grant(inbox=inbox, agent=user)
+        users.append(user)
+    return users
+
+
+def _handed_off(world, text="I need help"):
+    conversation = _start(world)
+    chat.message_post_customer(conversation=conversation, text=text)
+    chat.handoff_request(conversation=conversation, reason=HandoffReason.CUSTOMER_REQUEST)
+    conversation.refresh_from_db()
+    return conversation
+
+
+# --- Rules ---------------------------------------------------------------------------------------
+
+
+def test_rule_routes_by_page_url(tenant_a):
+    sales = services.inbox_create(tenant=tenant_a.tenant, name="Sales")
+    rule = services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Pricing page", url_contains="/Pricing", inbox=sales
+    )
+    on_pricing = _start(tenant_a, page_url="https://acme.example.com/pricing?plan=pro")
+    on_docs = _start(tenant_a, page_url="https://acme.example.com/docs")
+    assert _inbox_of(on_pricing) == sales
+    assert (
+        ConversationInbox.objects.for_tenant(tenant_a.tenant).get(conversation=on_pricing).rule
+        == rule
+    )
+    assert _inbox_of(on_docs).is_default
+
+
+def test_rule_routes_by_language_including_regional_variants(tenant_a):
+    german = services.inbox_create(tenant=tenant_a.tenant, name="Deutsch")
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="German", languages=["de"], inbox=german
+    )
+    assert _inbox_of(_start(tenant_a, language="de-AT")) == german
+    assert _inbox_of(_start(tenant_a, language="de")) == german
+    assert _inbox_of(_start(tenant_a, language="dk")).is_default
+
+
+def test_rule_routes_by_token_field_and_groups(tenant_a):
+    vip = services.inbox_create(tenant=tenant_a.tenant, name="VIP")
+    partners = services.inbox_create(tenant=tenant_a.tenant, name="Partners")
+    services.routing_rule_create(
+        tenant=tenant_a.tenant,
+        name="Enterprise plan",
+        token_field="plan",
+        token_values=["enterprise"],
+        inbox=vip,
+        priority=Priority.HIGH,
+    )
+    services.routing_rule_create(
+        tenant=tenant_a.tenant,
+        name="Partner group",
+        token_field="groups",
+        token_values=["partners"],
+        inbox=partners,
+    )
+    enterprise = _start(tenant_a, claims={"sub": "u1", "plan": "Enterprise", "exp": 1})
+    partner = _start(tenant_a, claims={"sub": "u2", "groups": ["staff", "partners"]})
+    free = _start(tenant_a, claims={"sub": "u3", "plan": "free"})
+    assert _inbox_of(enterprise) == vip
+    route = ConversationInbox.objects.for_tenant(tenant_a.tenant).get(conversation=enterprise)
+    assert route.priority == Priority.HIGH
+    assert _inbox_of(partner) == partners
+    assert _inbox_of(free).is_default
+    # Only the token's own claims are kept for rules, not the standard ones.
+    assert enterprise.context["claims"] == {"plan": "Enterprise"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rule_on_a_keyword_forces_handoff_and_the_assistant_never_answers(tenant_a):
+    from apps.assistant.services import answer_message
+
+    billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
+    services.routing_rule_create(
+        tenant=tenant_a.tenant,
+        name="Billing disputes",
+        keywords=["chargeback", "billing dispute"],
+        inbox=billing,
+        hand_off=True,
+    )
+    conversation = _start(tenant_a)
+    assert _inbox_of(conversation).is_default  # no words yet: the keyword rule waits
+    message, created, needs_answer = customer_message_post(
+        conversation, "I opened a Billing Dispute with my bank", "c-1"
+    )
+    assert created and not needs_answer
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
+    assert conversation.handoff_reason == HandoffReason.ROUTING_RULE
+    assert _inbox_of(conversation) == billing
+    assert (
+        async_to_sync(answer_message)(conversation=conversation, message=message, access_groups=[])
+        is None
+    )
+    roles = list(
+        Message.objects.for_tenant(tenant_a.tenant)
+        .filter(conversation=conversation)
+        .values_list("role", flat=True)
+    )
+    assert roles == [MessageRole.CUSTOMER, MessageRole.SYSTEM]
+    assert (
+        Event.objects.for_tenant(tenant_a.tenant)
+        .filter(type=EventType.HANDOFF_REQUESTED, payload__reason="routing_rule")
+        .count()
+        == 1
+    )
+
+
+def test_keywords_match_whole_words_only(tenant_a):
+    billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Refunds", keywords=["refund"], inbox=billing, hand_off=True
+    )
+    conversation = _start(tenant_a)
+    _, _, needs_answer = customer_message_post(conversation, "Is it refundable?", "c-1")
+    assert needs_answer
+    assert _inbox_of(conversation).is_default
+
+
+def test_rules_are_tried_in_order_and_inactive_ones_are_skipped(tenant_a):
+    first = services.inbox_create(tenant=tenant_a.tenant, name="First")
+    second = services.inbox_create(tenant=tenant_a.tenant, name="Second")
+    off = services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Off", url_contains="/shop", inbox=second, position=0
+    )
+    services.routing_rule_update(rule=off, is_active=False)
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Shop", url_contains="/shop", inbox=first, position=1
+    )
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Everything", inbox=second, position=2
+    )
+    assert _inbox_of(_start(tenant_a, page_url="https://acme.example.com/shop")) == first
+    assert _inbox_of(_start(tenant_a, page_url="https://acme.example.com/")) == second
+
+
+def test_inbox_with_the_assistant_off_hands_off_at_once(tenant_a):
+    humans = services.inbox_create(tenant=tenant_a.tenant, name="Humans only")
+    services.inbox_update(inbox=humans, assistant_enabled=False)
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Support site", url_contains="support.", inbox=humans
+    )
+    conversation = _start(tenant_a, page_url="https://support.acme.example.com/")
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
+    _, _, needs_answer = customer_message_post(conversation, "Hello?", "c-1")
+    assert not needs_answer
+
+
+def test_rule_cannot_name_another_tenants_inbox_or_widget_key(tenant_a, tenant_b):
+    theirs = selectors.inbox_default(tenant=tenant_b.tenant)
+    with pytest.raises(NotFoundError):
+        services.routing_rule_create(tenant=tenant_a.tenant, name="x", inbox=theirs)
+    with pytest.raises(NotFoundError):
+        services.routing_rule_create(
+            tenant=tenant_a.tenant, name="x", widget_key=tenant_b.widget_key, hand_off=True
+        )
+    with pytest.raises(ApplicationError):
+        services.routing_rule_create(tenant=tenant_a.tenant, name="no action", keywords=["x"])
+
+
+def test_a_routed_conversation_is_seen_only_by_agents_granted_that_inbox(tenant_a):
+    billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
+    services.routing_rule_create(tenant=tenant_a.tenant, name="All", inbox=billing)
+    services.inbox_grant(
+        inbox=selectors.inbox_default(tenant=tenant_a.tenant), agent=tenant_a.agent
+    )
+    conversation = _start(tenant_a)
+    assert not selectors.can_work(user=tenant_a.agent, conversation=conversation)
+    services.inbox_grant(inbox=billing, agent=tenant_a.agent)
+    assert selectors.can_work(user=tenant_a.agent, conversation=conversation)
+
+
+# --- Presence and assignment -----------------------------------------------------------------
+
+
+def _auto_inbox(world, mode=AssignmentMode.ROUND_ROBIN, capacity=0):
+    inbox = selectors.inbox_default(tenant=world.tenant)
+    return services.inbox_update(inbox=inbox, assignment=mode, agent_capacity=capacity)
+
+
+def test_round_robin_among_online_agents_skips_away_ones(tenant_a, clock):
+    inbox = _auto_inbox(tenant_a)
+    first, second, away = _agents(tenant_a, 3, inbox)
+    for agent in (first, second):
+        handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+        clock.advance(1)
+    assigned = []
+    for _ in range(4):
+        assigned.append(_handed_off(tenant_a).assigned_agent)
+        clock.advance(1)
+    assert assigned == [first, second, first, second]
+    assert not Conversation.objects.for_tenant(tenant_a.tenant).filter(assigned_agent=away).exists()
+
+
+def test_assignment_respects_capacity_and_fills_when_an_agent_comes_online(tenant_a, clock):
+    inbox = _auto_inbox(tenant_a, capacity=1)
+    first, second = _agents(tenant_a, 2, inbox)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=first)
+    one, two = _handed_off(tenant_a), _handed_off(tenant_a)
+    assert one.assigned_agent == first and one.status == ConversationStatus.WITH_AGENT
+    assert two.assigned_agent is None and two.status == ConversationStatus.WAITING_FOR_HUMAN
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=second)
+    two.refresh_from_db()
+    assert two.assigned_agent == second and two.status == ConversationStatus.WITH_AGENT
+
+
+def test_least_busy_picks_the_agent_with_fewest_open_conversations(tenant_a, clock):
+    inbox = _auto_inbox(tenant_a, mode=AssignmentMode.LEAST_BUSY)
+    busy, free = _agents(tenant_a, 2, inbox)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=busy)
+    _handed_off(tenant_a), _handed_off(tenant_a)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=free)
+    clock.advance(1)
+    assert _handed_off(tenant_a).assigned_agent == free
+    clock.advance(1)
+    assert _handed_off(tenant_a).assigned_agent == free
+
+
+def test_online_members_without_a_grant_are_never_assigned(tenant_a, clock):
+    _auto_inbox(tenant_a)
+    for boss in (tenant_a.owner, tenant_a.admin, tenant_a.agent):
+        handoff.agent_presence_seen(tenant=tenant_a.tenant, user=boss)
+    conversation = _handed_off(tenant_a)
+    assert conversation.assigned_agent is None
+    assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
+
+
+def test_manual_inbox_never_assigns(tenant_a, clock):
+    inbox = selectors.inbox_default(tenant=tenant_a.tenant)
+    (agent,) = _agents(tenant_a, 1, inbox)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    assert _handed_off(tenant_a).assigned_agent is None
+
+
+def test_agent_whose_console_goes_quiet_is_away_and_their_conversations_pass_on(tenant_a, clock):
+    inbox = _auto_inbox(tenant_a)
+    leaving, staying = _agents(tenant_a, 2, inbox)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=leaving)
+    conversation = _handed_off(tenant_a)
+    assert conversation.assigned_agent == leaving
+    clock.advance(30)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=staying)
+    # Within the grace period (a reload, a flaky network) nothing changes.
+    clock.advance(20)
+    assert handoff.presence_sweep() == 0
+    clock.advance(15)
+    assert handoff.presence_sweep() == 1
+    conversation.refresh_from_db()
+    assert conversation.assigned_agent == staying
+    presence = AgentPresence.objects.for_tenant(tenant_a.tenant).get(user=leaving)
+    assert presence.status == PresenceStatus.AWAY
+    # The last agent leaves too: the conversation waits in the queue again.
+    clock.advance(120)
+    assert handoff.presence_sweep() == 1
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
+    assert conversation.assigned_agent is None
+
+
+def test_presence_of_one_tenant_never_assigns_in_another(tenant_a, tenant_b, clock):
+    _auto_inbox(tenant_a)
+    _auto_inbox(tenant_b)
+    (theirs,) = _agents(tenant_b, 1, selectors.inbox_default(tenant=tenant_b.tenant))
+    handoff.agent_presence_seen(tenant=tenant_b.tenant, user=theirs)
+    # Not a member of tenant A: seeing them there records nothing.
+    assert handoff.agent_presence_seen(tenant=tenant_a.tenant, user=theirs) is False
+    assert _handed_off(tenant_a).assigned_agent is None
+    assert _handed_off(tenant_b).assigned_agent == theirs
