@@ -11,6 +11,7 @@ from apps.analytics import apis as analytics_apis
 from apps.conversations import apis as conversations_apis
 from apps.integrations.api import api_not_found
 from apps.knowledge import apis as knowledge_apis
+from apps.workspace import apis as workspace_apis
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", include(conversations_apis.router.urls)),
     path("", include(knowledge_apis.router.urls)),
     path("", include(analytics_apis.urlpatterns)),
+    path("", include(workspace_apis.router.urls)),
     # --- Keep last ---
     re_path(r"^(?P<path>.*)$", api_not_found, name="api-not-found"),
 ]

@@ -98,6 +98,11 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
     from apps.events.models import Event
 
     event = Event.objects.for_tenant(tenant).first()
+    from apps.workspace.selectors import inbox_default
+    from apps.workspace.services import routing_rule_create
+
+    inbox = inbox_default(tenant=tenant)
+    rule = routing_rule_create(tenant=tenant, name="Pricing", url_contains="/pricing", inbox=inbox)
     ids = {
         "/api/v1/api-keys/": str(spare_key.public_id),
         "/api/v1/conversations/": str(conversation.public_id),
@@ -107,6 +112,8 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
         "/api/v1/knowledge/documents/": str(document.public_id),
         "/api/v1/webhooks/subscriptions/": str(subscription.public_id),
         "/api/v1/events/": str(event.public_id),
+        "/api/v1/inboxes/": str(inbox.public_id),
+        "/api/v1/routing-rules/": str(rule.public_id),
     }
     return plaintext, ids
 

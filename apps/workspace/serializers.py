@@ -1,0 +1,111 @@
+"""Shapes of inboxes, grants, routing rules and agents' presence in the REST API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.workspace.models import AgentPresence, AssignmentMode, Inbox, Priority, RoutingRule
+
+
+class InboxSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    assignment = serializers.ChoiceField(choices=AssignmentMode.choices, read_only=True)
+
+    class Meta:
+        model = Inbox
+        fields = [
+            "id",
+            "name",
+            "is_default",
+            "assistant_enabled",
+            "assignment",
+            "agent_capacity",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class InboxWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    assistant_enabled = serializers.BooleanField(
+        required=False,
+        help_text="false: conversations routed here go to a person at once, without the bot.",
+    )
+    assignment = serializers.ChoiceField(choices=AssignmentMode.choices, required=False)
+    agent_capacity = serializers.IntegerField(
+        min_value=0,
+        max_value=1000,
+        required=False,
+        help_text="Most conversations an agent works at once before assignment skips them "
+        "(0: no limit).",
+    )
+
+
+class GrantSerializer(serializers.Serializer):
+    agent = serializers.CharField(
+        max_length=254, help_text="The user id or email of a member of this tenant."
+    )
+
+
+class GrantedAgentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
+class RoutingRuleSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    inbox = serializers.UUIDField(
+        source="inbox.public_id",
+        allow_null=True,
+        required=False,
+        help_text="Route matching conversations into this inbox (its id).",
+    )
+    widget_key = serializers.CharField(
+        source="widget_key.key",
+        allow_null=True,
+        required=False,
+        max_length=64,
+        help_text="Only conversations started through this widget key.",
+    )
+    languages = serializers.ListField(
+        child=serializers.CharField(max_length=16), required=False, max_length=50
+    )
+    token_values = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50
+    )
+    keywords = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, allow_null=True, required=False)
+
+    class Meta:
+        model = RoutingRule
+        fields = [
+            "id",
+            "name",
+            "position",
+            "is_active",
+            "url_contains",
+            "widget_key",
+            "languages",
+            "token_field",
+            "token_values",
+            "keywords",
+            "inbox",
+            "priority",
+            "hand_off",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class PresenceSerializer(serializers.ModelSerializer):
+    agent = GrantedAgentSerializer(source="user", read_only=True)
+
+    class Meta:
+        model = AgentPresence
+        fields = ["agent", "status", "last_seen_at", "last_assigned_at"]
+        read_only_fields = fields
