@@ -408,6 +408,30 @@ if ASSISTANT_MODE == "llm":
 # An agent counts as online while a console socket of theirs was seen this recently; after
 # that they are away and automatic assignment passes their conversations on (docs/handoff.md).
 AGENT_PRESENCE_GRACE_SECONDS = _int("AGENT_PRESENCE_GRACE_SECONDS", 60, minimum=10)
+# Milliseconds the assistant waits after a customer's message for more (each one restarts the
+# wait, at most 5 times), then answers the burst once; 0 answers every message at once.
+CHAT_BURST_DEBOUNCE_MS = _int("CHAT_BURST_DEBOUNCE_MS", 0)
+# An agent counts as online while a console socket of theirs was seen this recently; after
+# that they are away and automatic assignment passes their conversations on (docs/handoff.md).
+AGENT_PRESENCE_GRACE_SECONDS = _int("AGENT_PRESENCE_GRACE_SECONDS", 60, minimum=10)
+# Email to agents who are away (a conversation was assigned to them): smtp+tls://user:pass@host:587
+# (STARTTLS), smtp+ssl://…:465 (TLS on connect), smtp://host:25 (plain), or consolemail:// to
+# print messages instead. Percent-encode special characters of the password; EMAIL_URL_FILE works.
+try:
+    _email = env.email_url_config(
+        _secret("EMAIL_URL", default="consolemail://") or "consolemail://"
+    )
+except (KeyError, ValueError) as exc:
+    raise ImproperlyConfigured(f"EMAIL_URL is not a valid email URL: {exc}") from exc
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SupportAI <support@localhost>")
 # calibrated answerability score, with no model round trip before the answer; llm: a
 # schema-constrained model call decides answer/clarify/handoff first; rules: keywords only.
 ASSISTANT_DECISION = _choice(

@@ -341,6 +341,7 @@ def _tenant_form(tenant: Tenant, **changes) -> dict:
         "settings": json.dumps(tenant.settings),
         "answer_threshold": "" if tenant.answer_threshold is None else tenant.answer_threshold,
         "unanswerable_action": tenant.unanswerable_action,
+        "default_language": tenant.default_language,
     }
     # The inlines' management forms (no rows changed).
     for prefix in ("widget_keys", "memberships"):

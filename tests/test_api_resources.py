@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from apps.analytics.services import rollup_compute
+from apps.assistant import prompts
 from apps.conversations import services as chat
 from apps.conversations.models import (
     Contact,
@@ -629,9 +630,19 @@ def test_ask_answers_with_citations_in_a_new_api_conversation(tenant_a, api_key_
 # The answer flow runs database work through channels' database_sync_to_async, which
 # closes connections: these tests need real transactions.
 @pytest.mark.django_db(transaction=True)
-def test_ask_with_nothing_relevant_hands_off(tenant_a, api_key_for, settings):
+def test_ask_with_nothing_relevant_offers_a_person_or_hands_off(tenant_a, api_key_for, settings):
     settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
     client = api_key_for(tenant_a.tenant, scopes=["conversations:write"])
+    # The default: say the help center has no answer and offer a person, without a handoff.
+    response = client.post(f"{API}/ask/", {"question": "Can I pay in bitcoin?"}, "json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert not body["handed_off"] and body["conversation_status"] != "waiting_for_human"
+    assert body["answer"]["content"] == prompts.NOT_FOUND_TEXT + prompts.OFFER_PERSON_TEXT
+    assert body["answer"]["citations"] == []
+    # A tenant that hands such questions to a person.
+    tenant_a.tenant.unanswerable_action = "handoff"
+    tenant_a.tenant.save(update_fields=["unanswerable_action"])
     response = client.post(f"{API}/ask/", {"question": "Can I pay in bitcoin?"}, "json")
     assert response.status_code == 200, response.content
     body = response.json()

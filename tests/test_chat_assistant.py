@@ -267,7 +267,12 @@ async def test_nothing_found_says_so_and_offers_a_person(tenant_a, capture):
 
 
 @pytest.mark.usefixtures("llm_settings")
-async def test_below_the_tenants_threshold_hands_off_when_the_tenant_says_so(tenant_a, capture):
+async def test_below_the_tenants_threshold_hands_off_when_the_tenant_says_so(
+    tenant_a, capture, settings
+):
+    # The product's defaults: answerability decides, the grounded strategy answers.
+    settings.ASSISTANT_DECISION = "answerability"
+    settings.ASSISTANT_MODE = "grounded"
     await ingest(tenant_a, "Returns and refunds", RETURNS)
     tenant = tenant_a.tenant
     tenant.answer_threshold = 0.99  # nothing is answerable enough

@@ -32,6 +32,7 @@ from apps.assistant import evidence as evidence_mod
 from apps.assistant import grounding, llm, prompts, scope
 from apps.assistant.evidence import Evidence, Unit
 from apps.conversations.models import AnswerStrategy, Decision, HandoffReason
+from apps.core.asyncdb import db_async
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ def retrieve_sources(*, tenant: Any, query: str, access_groups: list[str] | None
         limit=settings.ASSISTANT_RETRIEVAL_LIMIT,
         mode="hybrid",
     )
-    return with_curated_first(tenant=tenant, query=query, chunks=chunks)
+    return with_curated_first(
+        tenant=tenant, query=query, chunks=chunks, access_groups=access_groups
+    )
 
 
 def _retrieve(request: Request, query: str) -> list[Any]:
@@ -132,8 +135,8 @@ def _gather(question: str, query: str, chunks: list[Any]) -> Evidence:
     return evidence_mod.gather(question=question, chunks=chunks, query_vector=vector, encode=encode)
 
 
-retrieve = sync_to_async(_retrieve, thread_sensitive=False)
-gather = sync_to_async(_gather, thread_sensitive=False)
+retrieve = db_async(_retrieve, thread_sensitive=False)
+gather = db_async(_gather, thread_sensitive=False)
 
 
 def embed_ahead(query: str) -> None:

@@ -87,9 +87,11 @@ _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "vs.", "no.", "mr.", "mrs."
 _CITATION = re.compile(r"\s*\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
 # A sentence ends at . ! ? (plus closing quotes, brackets, citation markers) before a space and
-# an upper-case letter, a digit, a quote or a list mark, or at a line break.
+# an upper-case letter, a digit, a quote, a tag or a list mark (closing tags stay with the
+# sentence they end), or at a line break.
 _BOUNDARY = re.compile(
-    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\])*[\"')\]]*)\s+(?=[A-Z0-9\"'*(¿¡-])"
+    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\])*[\"')\]]*(?:\s*</[a-zA-Z][a-zA-Z0-9]*\s*>)*)"
+    r"\s+(?=[A-Z0-9\"'*(¿¡<-])"
 )
 
 

@@ -33,7 +33,7 @@ _OFF_TOPIC = [
     r"inventor|first\s+man|author\s+of|richest)\b",
     r"\bwho\s+(?:won|invented|discovered|wrote|painted)\b",
     r"\bwhat(?:'s|\s+is)\s+the\s+weather\b|\bweather\s+(?:forecast|today|tomorrow)\b",
-    r"\b(?:stock\s+price|bitcoin|crypto(?:currency)?|lottery|horoscope)\b",
+    r"\b(?:stock\s+price|lottery|horoscope)\b",
     # Homework, code and arithmetic.
     r"^\s*(?:what\s+is\s+|calculate\s+|compute\s+|solve\s+)?\d+(?:\.\d+)?\s*[-+*/x\u00d7\u00f7^]\s*\d+"
     r"(?:\.\d+)?\s*[=?]*\s*$",

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.analytics import metrics
@@ -183,6 +184,10 @@ async def condense_question(turn: Turn) -> str:
     if not text or len(text) > 4 * len(turn.question) + 200:
         return turn.question
     return text
+
+
+# The consumer starts embedding the question as it arrives (the engine then finds it ready).
+embed_ahead = sync_to_async(engine.embed_ahead, thread_sensitive=False)
 
 
 def _strategy_name(mode: str) -> str:
