@@ -394,20 +394,6 @@ CHAT_RATE_MESSAGES_PER_KEY = _int("CHAT_RATE_MESSAGES_PER_KEY", 3000)
 CHAT_RATE_MESSAGES_PER_CLIENT = _int("CHAT_RATE_MESSAGES_PER_CLIENT", 30)
 # Any frame (pings, typing, junk) per websocket connection per minute.
 CHAT_RATE_FRAMES_PER_CONNECTION = _int("CHAT_RATE_FRAMES_PER_CONNECTION", 240, minimum=1)
-# How answers are made (apps/assistant/engine.py): grounded (default): the model's answer passes
-# the groundedness guard sentence by sentence and falls back to the extractive answer when it
-# fails; generative: the model's answer unchecked; extractive: the 1-3 sentences of the
-# knowledge that answer the question, cited, no model; echo: no retrieval and no model, for
-# load tests of the websocket layer only. "llm" is the name earlier versions gave generative.
-ASSISTANT_MODE = _choice(
-    "ASSISTANT_MODE", "grounded", {"grounded", "generative", "extractive", "echo", "llm"}
-)
-if ASSISTANT_MODE == "llm":
-    ASSISTANT_MODE = "generative"
-# answerability (default): decide answer/decline/handoff from retrieval, rules and the
-# An agent counts as online while a console socket of theirs was seen this recently; after
-# that they are away and automatic assignment passes their conversations on (docs/handoff.md).
-AGENT_PRESENCE_GRACE_SECONDS = _int("AGENT_PRESENCE_GRACE_SECONDS", 60, minimum=10)
 # Milliseconds the assistant waits after a customer's message for more (each one restarts the
 # wait, at most 5 times), then answers the burst once; 0 answers every message at once.
 CHAT_BURST_DEBOUNCE_MS = _int("CHAT_BURST_DEBOUNCE_MS", 0)
@@ -432,6 +418,17 @@ EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
 EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SupportAI <support@localhost>")
+# How answers are made (apps/assistant/engine.py): grounded (default): the model's answer passes
+# the groundedness guard sentence by sentence and falls back to the extractive answer when it
+# fails; generative: the model's answer unchecked; extractive: the 1-3 sentences of the
+# knowledge that answer the question, cited, no model; echo: no retrieval and no model, for
+# load tests of the websocket layer only. "llm" is the name earlier versions gave generative.
+ASSISTANT_MODE = _choice(
+    "ASSISTANT_MODE", "grounded", {"grounded", "generative", "extractive", "echo", "llm"}
+)
+if ASSISTANT_MODE == "llm":
+    ASSISTANT_MODE = "generative"
+# answerability (default): decide answer/decline/handoff from retrieval, rules and the
 # calibrated answerability score, with no model round trip before the answer; llm: a
 # schema-constrained model call decides answer/clarify/handoff first; rules: keywords only.
 ASSISTANT_DECISION = _choice(
