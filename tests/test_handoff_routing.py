@@ -339,3 +339,75 @@ def test_presence_of_one_tenant_never_assigns_in_another(tenant_a, tenant_b, clo
     assert handoff.agent_presence_seen(tenant=tenant_a.tenant, user=theirs) is False
     assert _handed_off(tenant_a).assigned_agent is None
     assert _handed_off(tenant_b).assigned_agent == theirs
+
+
+# --- Service levels ------------------------------------------------------------------------------
+
+
+def _sla_inbox(world, *, first_response=0, resolution=0):
+    inbox = selectors.inbox_default(tenant=world.tenant)
+    return services.inbox_update(
+        inbox=inbox, first_response_minutes=first_response, resolution_minutes=resolution
+    )
+
+
+def _breaches(world):
+    return Event.objects.for_tenant(world.tenant).filter(type=EventType.SLA_BREACHED)
+
+
+def test_missed_first_response_is_recorded_once_and_flagged_in_the_console(tenant_a, clock):
+    _sla_inbox(tenant_a, first_response=5)
+    conversation = _handed_off(tenant_a)
+    clock.advance(4 * 60)
+    assert handoff.sla_check() == 0
+    clock.advance(2 * 60)
+    assert handoff.sla_check() == 1
+    clock.advance(60)
+    assert handoff.sla_check() == 0
+    (event,) = _breaches(tenant_a)
+    assert event.payload["conversation_id"] == str(conversation.public_id)
+    assert event.payload["target"] == "first_response"
+    assert selectors.conversation_card(conversation)["sla_breached"] is True
+
+
+def test_first_reply_in_time_meets_the_target(tenant_a, clock):
+    _sla_inbox(tenant_a, first_response=5)
+    conversation = _handed_off(tenant_a)
+    clock.advance(3 * 60)
+    chat.message_post_agent(conversation=conversation, agent=tenant_a.admin, content="Hi!")
+    clock.advance(10 * 60)
+    assert handoff.sla_check() == 0
+    assert not _breaches(tenant_a).exists()
+    route = ConversationInbox.objects.for_tenant(tenant_a.tenant).get(conversation=conversation)
+    assert route.first_response_due_at is None  # met: no longer watched
+
+
+def test_unresolved_conversation_breaches_the_resolution_target(tenant_a, tenant_b, clock):
+    _sla_inbox(tenant_a, resolution=60)
+    _sla_inbox(tenant_b, resolution=60)
+    late = _handed_off(tenant_a)
+    on_time = _handed_off(tenant_b)
+    clock.advance(30 * 60)
+    chat.conversation_resolve(conversation=on_time)
+    clock.advance(31 * 60)
+    assert handoff.sla_check() == 1
+    (event,) = _breaches(tenant_a)
+    assert event.payload == {
+        **event.payload,
+        "conversation_id": str(late.public_id),
+        "target": "resolution",
+    }
+    assert not _breaches(tenant_b).exists()
+
+
+def test_dashboard_counts_sla_breaches_of_its_tenant_only(tenant_a, tenant_b, clock, client):
+    for world in (tenant_a, tenant_b):
+        _sla_inbox(world, first_response=1)
+    _handed_off(tenant_a)
+    _handed_off(tenant_b)
+    _handed_off(tenant_b)
+    clock.advance(120)
+    assert handoff.sla_check() == 3
+    client.force_login(tenant_a.owner)
+    page = client.get("/dashboard/?tenant=acme").content.decode()
+    assert 'data-metric="sla_breaches">1<' in page

@@ -37,6 +37,11 @@ BEAT_SCHEDULE = {
         "task": "apps.workspace.tasks.presence_sweep",
         "schedule": 30.0,
     },
+    # Conversations past their inbox's first-response or resolution target: sla.breached.
+    "workspace-sla-check": {
+        "task": "apps.workspace.tasks.sla_check",
+        "schedule": 60.0,
+    },
     "purge-idempotency-records": {
         "task": "apps.integrations.tasks.purge_idempotency_records",
         "schedule": 3600.0,

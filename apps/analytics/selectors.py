@@ -27,6 +27,18 @@ def daily_stats(*, tenant: Any, days: int, today: dt.date | None = None) -> list
     return list(DailyTenantStats.objects.for_tenant(tenant).filter(day__gte=since).order_by("day"))
 
 
+def sla_breaches(*, tenant: Any, since: dt.date) -> int:
+    """`sla.breached` events of the tenant since the start of `since` (local time)."""
+    from apps.events.models import Event, EventType
+
+    start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
+    return (
+        Event.objects.for_tenant(tenant)
+        .filter(type=EventType.SLA_BREACHED, created_at__gte=start)
+        .count()
+    )
+
+
 def latest_drift_report(*, tenant: Any) -> DriftReport | None:
     return (
         DriftReport.objects.for_tenant(tenant)

@@ -200,7 +200,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "tenants": tenants,
         "period": period,
         "periods": PERIODS,
-        "summary": _summary(rows),
+        "summary": {
+            **_summary(rows),
+            "sla_breaches": selectors.sla_breaches(tenant=tenant, since=days[0]),
+        },
         "charts": _charts(rows, days),
         "has_rows": bool(rows),
         "report": report,

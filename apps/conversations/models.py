@@ -84,6 +84,8 @@ class Conversation(PublicIdMixin, TenantScopedModel):
     # "claims": {name: str | number | bool | [str]}} (the end-user token's own claims, without
     # the standard ones).
     context = models.JSONField(default=dict, blank=True)
+    # Where the team replies when nobody was there (asked for out of office hours), validated.
+    reply_email = models.EmailField(blank=True, default="")
     last_message_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     # Filled by the nightly batch job.

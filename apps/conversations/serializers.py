@@ -161,6 +161,7 @@ class ConversationSerializer(serializers.ModelSerializer):
             "contact",
             "assigned_agent",
             "handoff_reason",
+            "reply_email",
             "access_groups",
             "summary",
             "topics",

@@ -42,14 +42,14 @@ _UNROUTED_CLAIMS = frozenset({"sub", "exp", "iat", "nbf", "iss", "aud", "jti", "
 
 # Routing rules, inboxes and assignment live in the workspace, a layer above this app; it
 # registers its router at start-up (WorkspaceConfig.ready), as it does the visibility rule.
-RoutingMoment = Literal["start", "message", "handoff"]
+RoutingMoment = Literal["start", "message", "handoff", "assigned"]
 Router = Callable[..., None]
 _router: Router | None = None
 
 
 def conversation_router_register(router: Router | None) -> None:
     """Set `router(conversation=, moment=, text=)`, called inside the transaction of every
-    conversation start, customer message (while the assistant answers) and handoff."""
+    conversation start, customer message, handoff and assignment to an agent."""
     global _router
     _router = router
 
@@ -242,9 +242,9 @@ def message_post_customer(
                 payload=_message_event_payload(message),
             )
             _push_message(message)
-            if conversation.assistant_active:
-                # A rule on the question's words may send it to a person before any answer.
-                _route(conversation, moment="message", text=text)
+            # A rule on the question's words may send it to a person before any answer; a
+            # customer waiting out of office hours may be leaving their email address.
+            _route(conversation, moment="message", text=text)
     except IntegrityError:
         existing = message_by_client_id(conversation=conversation, client_id=client_id or "")
         if existing is None:
@@ -389,11 +389,11 @@ def handoff_request(*, conversation: Conversation, reason: str) -> bool:
         )
     )
     # Into which inbox, and to whom: the workspace's rules and assignment decide.
-    _route(conversation, moment="handoff", text=_last_customer_text(conversation))
+    _route(conversation, moment="handoff", text=last_customer_text(conversation))
     return True
 
 
-def _last_customer_text(conversation: Conversation) -> str:
+def last_customer_text(conversation: Conversation) -> str:
     return (
         Message.objects.for_tenant(conversation.tenant_id)
         .filter(conversation=conversation, role=MessageRole.CUSTOMER)
@@ -410,6 +410,7 @@ def conversation_assign(*, conversation: Conversation, agent: Any) -> Conversati
     conversation = Conversation.objects.select_for_update().get(
         tenant_id=conversation.tenant_id, pk=conversation.pk
     )
+    previous_agent_id = conversation.assigned_agent_id
     _set_status(conversation, ConversationStatus.WITH_AGENT, assigned_agent=agent)
     name = getattr(agent, "display_name", "") or agent.get_username()
     tenant_id, pk = conversation.tenant_id, conversation.pk
@@ -418,6 +419,9 @@ def conversation_assign(*, conversation: Conversation, agent: Any) -> Conversati
             tenant_id=tenant_id, conversation_id=pk, agent_name=name
         )
     )
+    if previous_agent_id != conversation.assigned_agent_id:
+        # The workspace tells an agent who is away by email.
+        _route(conversation, moment="assigned")
     return conversation
 
 

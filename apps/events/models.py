@@ -14,6 +14,8 @@ class EventType(models.TextChoices):
     SOURCE_SYNCED = "source.synced"
     SOURCE_FAILED = "source.failed"
     DRIFT_ALERT = "drift.alert"
+    # A conversation handed to a person missed its inbox's first-response or resolution target.
+    SLA_BREACHED = "sla.breached"
     # Every retry of a webhook delivery failed; for the admin and analytics, never a webhook.
     WEBHOOK_DELIVERY_DEAD = "webhook.delivery_dead"
 

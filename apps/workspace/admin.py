@@ -34,7 +34,7 @@ from apps.core import permissions
 from apps.core.admin import TenantScopedAdmin
 from apps.core.errors import ApplicationError
 from apps.tenants.models import Membership, Role
-from apps.workspace import selectors, services
+from apps.workspace import office_hours, selectors, services
 from apps.workspace.models import (
     WORK_INBOX,
     AgentPresence,
@@ -406,7 +406,34 @@ class InboxForm(forms.ModelForm):
 
     class Meta:
         model = Inbox
-        fields = ("tenant", "name", "agents", "assistant_enabled", "assignment", "agent_capacity")
+        fields = (
+            "tenant",
+            "name",
+            "agents",
+            "assistant_enabled",
+            "assignment",
+            "agent_capacity",
+            "first_response_minutes",
+            "resolution_minutes",
+            "time_zone",
+            "office_hours",
+            "holidays",
+        )
+        help_texts = {
+            "office_hours": 'Weekly local hours, e.g. {"mon": [["09:00", "17:00"]], "tue": '
+            '[["09:00", "12:00"], ["13:00", "17:00"]]}; {} means always open.',
+            "holidays": 'A JSON list of local dates, e.g. ["2026-12-25"].',
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            data["time_zone"] = office_hours.zone_validate(data.get("time_zone", ""))
+            data["office_hours"] = office_hours.hours_validate(data.get("office_hours"))
+            data["holidays"] = office_hours.holidays_validate(data.get("holidays"))
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return data
 
 
 @admin.register(Inbox)

@@ -76,7 +76,7 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiVi
         responses={201: InboxSerializer},
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        data = dict(self.validated(InboxWriteSerializer))
+        data = _inbox_fields(self.validated(InboxWriteSerializer))
         inbox = services.inbox_create(tenant=self.tenant, name=data.pop("name"))
         if data:
             inbox = services.inbox_update(inbox=inbox, **data)
@@ -90,7 +90,8 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiVi
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         inbox = services.inbox_update(
-            inbox=self.get_object(), **self.validated(InboxWriteSerializer, partial=True)
+            inbox=self.get_object(),
+            **_inbox_fields(self.validated(InboxWriteSerializer, partial=True)),
         )
         return Response(InboxSerializer(inbox).data)
 
@@ -132,6 +133,13 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiVi
         inbox = self.get_object()
         services.inbox_revoke(inbox=inbox, agent=tenant_agent_find(tenant=self.tenant, agent=agent))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _inbox_fields(data: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(data)
+    if "holidays" in fields:
+        fields["holidays"] = [day.isoformat() for day in fields["holidays"]]
+    return fields
 
 
 def _granted(inbox: Inbox) -> list[Any]:

@@ -22,6 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -32,10 +35,14 @@ from apps.conversations.models import (
     Conversation,
     ConversationStatus,
     HandoffReason,
+    Message,
+    MessageRole,
 )
 from apps.core import permissions, realtime
+from apps.events.models import EventType
+from apps.events.services import event_record
 from apps.tenants.models import Membership, Tenant
-from apps.workspace import selectors
+from apps.workspace import office_hours, selectors
 from apps.workspace.models import (
     AgentPresence,
     AssignmentMode,
@@ -143,16 +150,28 @@ def route(*, conversation: Conversation, moment: str, text: str = "") -> None:
     """The chat app's routing hook (see the module docstring)."""
     conversation = (
         Conversation.objects.for_tenant(conversation.tenant_id)
-        .select_related("tenant")
+        .select_related("tenant", "contact", "assigned_agent")
         .get(pk=conversation.pk)
     )
+    if moment == "assigned":
+        _notify_if_away(conversation)
+        return
+    if moment == "message" and conversation.status not in ASSISTANT_ACTIVE_STATUSES:
+        # A person has it (or will): rules stay put; the message may hold an email address.
+        _reply_email_capture(conversation, text)
+        return
     rule = rule_for(conversation=conversation, text=text)
     if rule is not None:
         _apply(conversation, rule)
     inbox = selectors.conversation_inbox(conversation=conversation)
     if moment == "handoff":
         if conversation.status == ConversationStatus.WAITING_FOR_HUMAN:
-            assign_next(conversation=conversation, inbox=inbox)
+            sla_start(conversation=conversation, inbox=inbox)
+            now = timezone.now()
+            if office_hours.is_open(inbox, now):
+                assign_next(conversation=conversation, inbox=inbox, now=now)
+            else:
+                _out_of_hours(conversation, inbox, now=now)
         return
     forced = (rule is not None and rule.hand_off) or not inbox.assistant_enabled
     if forced and conversation.status in ASSISTANT_ACTIVE_STATUSES:
@@ -162,6 +181,131 @@ def route(*, conversation: Conversation, moment: str, text: str = "") -> None:
                 conversation=conversation, content=ROUTED_TO_PERSON_TEXT
             )
         chat_services.handoff_request(conversation=conversation, reason=HandoffReason.ROUTING_RULE)
+
+
+# --- Office hours --------------------------------------------------------------------------------
+
+AWAY_TEXT = "Our team is away right now and back {when}."
+ASK_EMAIL_TEXT = (
+    " Leave your email address here and we will reply to you there; this conversation waits "
+    "for us too."
+)
+KNOWN_EMAIL_TEXT = " We will reply here, or by email to {email}."
+EMAIL_THANKS_TEXT = "Thank you! We will reply to {email} as soon as we are back."
+EMAIL_INVALID_TEXT = "That email address does not look right. Could you check it and send it again?"
+_EMAIL_CANDIDATE = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+
+
+def _known_email(conversation: Conversation) -> str:
+    if conversation.reply_email:
+        return conversation.reply_email
+    return conversation.contact.email if conversation.contact_id else ""
+
+
+def _out_of_hours(conversation: Conversation, inbox: Inbox, *, now: datetime) -> None:
+    """Tell the customer when the team is back; ask for an email address unless known."""
+    back = office_hours.next_open(inbox, now)
+    when = office_hours.describe(back, now=now) if back else "as soon as we can"
+    email = _known_email(conversation)
+    text = AWAY_TEXT.format(when=when)
+    text += KNOWN_EMAIL_TEXT.format(email=email) if email else ASK_EMAIL_TEXT
+    ConversationInbox.objects.for_tenant(conversation.tenant_id).filter(
+        conversation=conversation
+    ).update(awaiting_email=not email)
+    chat_services.message_post_system(conversation=conversation, content=text)
+
+
+def _reply_email_capture(conversation: Conversation, text: str) -> None:
+    """Store a valid email address the customer sent while we asked for one."""
+    waiting = (
+        ConversationInbox.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation=conversation, awaiting_email=True)
+        .exists()
+    )
+    if not waiting or "@" not in (text or ""):
+        return
+    candidate = _EMAIL_CANDIDATE.search(text)
+    email = candidate.group(0).strip(".").lower() if candidate else ""
+    try:
+        validate_email(email)
+    except ValidationError:
+        chat_services.message_post_system(conversation=conversation, content=EMAIL_INVALID_TEXT)
+        return
+    Conversation.objects.for_tenant(conversation.tenant_id).filter(pk=conversation.pk).update(
+        reply_email=email[:254]
+    )
+    ConversationInbox.objects.for_tenant(conversation.tenant_id).filter(
+        conversation=conversation
+    ).update(awaiting_email=False)
+    chat_services.message_post_system(
+        conversation=conversation, content=EMAIL_THANKS_TEXT.format(email=email)
+    )
+
+
+def team_available(*, conversation: Conversation, now: datetime | None = None) -> bool:
+    """Whether the conversation's inbox is within office hours now."""
+    inbox = selectors.conversation_inbox(conversation=conversation)
+    return office_hours.is_open(inbox, now or timezone.now())
+
+
+# --- Notifications -------------------------------------------------------------------------------
+
+
+def agent_is_online(*, tenant_id: int, user_id: int, now: datetime | None = None) -> bool:
+    now = now or timezone.now()
+    return (
+        AgentPresence.objects.for_tenant(tenant_id)
+        .filter(user_id=user_id, status=PresenceStatus.ONLINE, last_seen_at__gte=now - _grace())
+        .exists()
+    )
+
+
+def _notify_if_away(conversation: Conversation) -> None:
+    """A conversation given to an agent who is not at the console: tell them by email."""
+    agent = conversation.assigned_agent
+    if agent is None or not agent.email:
+        return
+    if agent_is_online(tenant_id=conversation.tenant_id, user_id=agent.pk):
+        return  # the console notifies them (notice, tone, browser notification)
+    from apps.workspace.tasks import notify_assigned_by_email
+
+    tenant_id, pk, user_id = conversation.tenant_id, conversation.pk, agent.pk
+    transaction.on_commit(lambda: notify_assigned_by_email.delay(tenant_id, pk, user_id))
+
+
+def assigned_email_send(*, tenant: Tenant, conversation_id: int, user_id: int) -> bool:
+    """Email the agent that the conversation is theirs, if it still is and they are still away.
+    Returns whether an email was sent."""
+    conversation = (
+        Conversation.objects.for_tenant(tenant)
+        .select_related("assigned_agent", "contact")
+        .filter(pk=conversation_id, assigned_agent_id=user_id)
+        .first()
+    )
+    if conversation is None or conversation.status != ConversationStatus.WITH_AGENT:
+        return False
+    agent = conversation.assigned_agent
+    if permissions.membership_role(user=agent, tenant=tenant) is None or not agent.email:
+        return False
+    if agent_is_online(tenant_id=tenant.pk, user_id=agent.pk):
+        return False
+    last = chat_services.last_customer_text(conversation)
+    who = str(conversation.contact) if conversation.contact_id else "A visitor"
+    base = settings.PUBLIC_URL.rstrip("/")
+    link = f"{base}/console/{tenant.slug}/?conversation={conversation.public_id}"
+    body = (
+        f"{who} is waiting for you in {tenant.name}.\n\n"
+        + (f"Their last message:\n> {last[:1000]}\n\n" if last else "")
+        + f"Open the conversation: {link}\n"
+    )
+    send_mail(
+        subject=f"[{tenant.name}] A conversation was assigned to you",
+        message=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[agent.email],
+        fail_silently=False,
+    )
+    return True
 
 
 # --- Presence ------------------------------------------------------------------------------------
@@ -372,6 +516,114 @@ def assignment_fill(*, tenant: Tenant, now: datetime | None = None) -> int:
             if assign_next(conversation=locked, inbox=inbox, now=now) is not None:
                 assigned += 1
     return assigned
+
+
+# --- Service levels ------------------------------------------------------------------------------
+
+
+def sla_start(*, conversation: Conversation, inbox: Inbox, now: datetime | None = None) -> None:
+    """Start the SLA clock of a conversation handed to a person (restarted by each handoff)."""
+    now = now or timezone.now()
+
+    def due(minutes: int) -> datetime | None:
+        return now + timedelta(minutes=minutes) if minutes else None
+
+    ConversationInbox.objects.update_or_create(
+        tenant_id=conversation.tenant_id,
+        conversation=conversation,
+        defaults={
+            "inbox": inbox,
+            "handed_off_at": now,
+            "first_response_due_at": due(inbox.first_response_minutes),
+            "resolution_due_at": due(inbox.resolution_minutes),
+            "first_response_breached_at": None,
+            "resolution_breached_at": None,
+        },
+    )
+
+
+SLA_KINDS = {
+    "first_response": ("first_response_due_at", "first_response_breached_at"),
+    "resolution": ("resolution_due_at", "resolution_breached_at"),
+}
+
+
+def _sla_met(row: ConversationInbox, kind: str, due: datetime) -> bool | None:
+    """True when the target was met, False when missed, None when it no longer applies."""
+    conversation = row.conversation
+    resolved_in_time = conversation.resolved_at is not None and conversation.resolved_at <= due
+    if kind == "resolution":
+        if resolved_in_time:
+            return True
+        return None if conversation.status == ConversationStatus.OPEN else False
+    answered = (
+        Message.objects.for_tenant(row.tenant_id)
+        .filter(
+            conversation_id=row.conversation_id,
+            role=MessageRole.AGENT,
+            created_at__gte=row.handed_off_at,
+            created_at__lte=due,
+        )
+        .exists()
+    )
+    if answered or resolved_in_time:
+        return True
+    # Handed back to the assistant before anyone replied: nobody is waiting any more.
+    return None if conversation.status == ConversationStatus.OPEN else False
+
+
+def sla_check(*, now: datetime | None = None) -> int:
+    """Flag conversations past a target (every tenant): each breach once, as an `sla.breached`
+    event and a console queue update. Returns how many breaches were recorded."""
+    now = now or timezone.now()
+    recorded = 0
+    for kind, (due_field, breached_field) in SLA_KINDS.items():
+        overdue = (
+            ConversationInbox.objects.unscoped()
+            .filter(**{f"{due_field}__lt": now, f"{breached_field}__isnull": True})
+            .select_related("conversation", "conversation__tenant", "inbox")
+            .order_by(due_field)[:500]
+        )
+        for row in overdue:
+            due = getattr(row, due_field)
+            met = _sla_met(row, kind, due)
+            if met is not False:
+                # Met, or moot: stop watching this target.
+                ConversationInbox.objects.for_tenant(row.tenant_id).filter(pk=row.pk).update(
+                    **{due_field: None}
+                )
+                continue
+            recorded += _sla_breach(row, kind=kind, due=due, now=now)
+    return recorded
+
+
+@transaction.atomic
+def _sla_breach(row: ConversationInbox, *, kind: str, due: datetime, now: datetime) -> int:
+    due_field, breached_field = SLA_KINDS[kind]
+    # Conditional update: of two sweeps racing, exactly one records the breach.
+    flagged = (
+        ConversationInbox.objects.for_tenant(row.tenant_id)
+        .filter(pk=row.pk, **{due_field: due, f"{breached_field}__isnull": True})
+        .update(**{breached_field: now})
+    )
+    if not flagged:
+        return 0
+    conversation = row.conversation
+    event_record(
+        tenant=conversation.tenant,
+        type=EventType.SLA_BREACHED,
+        payload={
+            "conversation_id": str(conversation.public_id),
+            "inbox_id": str(row.inbox.public_id),
+            "inbox": row.inbox.name,
+            "target": kind,
+            "due_at": due.isoformat(),
+            "breached_at": now.isoformat(),
+            "assigned_agent_id": conversation.assigned_agent_id,
+        },
+    )
+    _queue_changed(conversation, event="sla_breached")
+    return 1
 
 
 def _back_to_queue(conversation: Conversation) -> None:

@@ -41,6 +41,17 @@ class Inbox(PublicIdMixin, TenantScopedModel):
     )
     # Most conversations an agent works at once before assignment passes them by (0: no limit).
     agent_capacity = models.PositiveSmallIntegerField(default=0)
+    # Service-level targets from the handoff, in minutes (0: none): an agent's first reply,
+    # and resolution. A conversation past one is flagged in the console and `sla.breached`.
+    first_response_minutes = models.PositiveIntegerField(default=0)
+    resolution_minutes = models.PositiveIntegerField(default=0)
+    # Office hours (apps/workspace/office_hours.py): out of them a handoff tells the customer
+    # when the team is back and asks for an email address; nobody is assigned automatically.
+    time_zone = models.CharField(max_length=64, default="UTC")
+    # {"mon": [["09:00", "17:00"]], ...}; empty: always open.
+    office_hours = models.JSONField(default=dict, blank=True)
+    # Local dates ("2026-12-25") the team is out all day.
+    holidays = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["tenant_id", "-is_default", "name"]
@@ -69,9 +80,34 @@ class ConversationInbox(TenantScopedModel):
     rule = models.ForeignKey(
         "workspace.RoutingRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The SLA clock, started at the latest handoff from the inbox's targets.
+    handed_off_at = models.DateTimeField(null=True, blank=True)
+    first_response_due_at = models.DateTimeField(null=True, blank=True)
+    resolution_due_at = models.DateTimeField(null=True, blank=True)
+    first_response_breached_at = models.DateTimeField(null=True, blank=True)
+    resolution_breached_at = models.DateTimeField(null=True, blank=True)
+    # Handed off out of office hours without a known email address: the customer's next
+    # messages are read for one.
+    awaiting_email = models.BooleanField(default=False)
 
     class Meta:
         verbose_name = "conversation routing"
+        indexes = [
+            models.Index(
+                fields=["first_response_due_at"],
+                condition=Q(first_response_breached_at__isnull=True),
+                name="route_first_response_due",
+            ),
+            models.Index(
+                fields=["resolution_due_at"],
+                condition=Q(resolution_breached_at__isnull=True),
+                name="route_resolution_due",
+            ),
+        ]
+
+    @property
+    def sla_breached(self) -> bool:
+        return bool(self.first_response_breached_at or self.resolution_breached_at)
 
     def __str__(self) -> str:
         return f"{self.conversation_id} → {self.inbox}"

@@ -21,7 +21,7 @@ from apps.conversations.models import Conversation, ConversationStatus, Message
 from apps.conversations.selectors import answer_engine_wire
 from apps.core import permissions
 from apps.tenants.models import Role, Tenant
-from apps.workspace.models import WORK_INBOX, CuratedAnswer, Inbox
+from apps.workspace.models import WORK_INBOX, ConversationInbox, CuratedAnswer, Inbox, Priority
 
 logger = logging.getLogger(__name__)
 
@@ -130,10 +130,25 @@ def conversation_card(conversation: Conversation) -> dict[str, Any]:
         .values_list("content", flat=True)
         .first()
     )
+    route = (
+        ConversationInbox.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation_id=conversation.pk)
+        .select_related("inbox")
+        .first()
+    )
+
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
     return {
         "id": str(conversation.public_id),
         "status": conversation.status,
         "handoff_reason": conversation.handoff_reason,
+        "inbox": route.inbox.name if route else DEFAULT_INBOX_NAME,
+        "priority": route.priority if route else Priority.NORMAL,
+        "sla_breached": bool(route and route.sla_breached),
+        "first_response_due_at": when(route.first_response_due_at) if route else None,
+        "resolution_due_at": when(route.resolution_due_at) if route else None,
         "contact": str(conversation.contact) if conversation.contact_id else "Visitor",
         "agent": (agent.name if hasattr(agent, "name") else str(agent)) if agent else None,
         "agent_id": agent.pk if agent else None,

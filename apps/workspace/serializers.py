@@ -20,6 +20,11 @@ class InboxSerializer(serializers.ModelSerializer):
             "assistant_enabled",
             "assignment",
             "agent_capacity",
+            "first_response_minutes",
+            "resolution_minutes",
+            "time_zone",
+            "office_hours",
+            "holidays",
             "created_at",
             "updated_at",
         ]
@@ -39,6 +44,36 @@ class InboxWriteSerializer(serializers.Serializer):
         required=False,
         help_text="Most conversations an agent works at once before assignment skips them "
         "(0: no limit).",
+    )
+    first_response_minutes = serializers.IntegerField(
+        min_value=0,
+        max_value=525600,
+        required=False,
+        help_text="Target for an agent's first reply after the handoff, in minutes (0: none).",
+    )
+    resolution_minutes = serializers.IntegerField(
+        min_value=0,
+        max_value=525600,
+        required=False,
+        help_text="Target for resolving the conversation after the handoff, in minutes (0: none).",
+    )
+
+    time_zone = serializers.CharField(
+        max_length=64, required=False, help_text="The office hours' time zone, e.g. Europe/Berlin."
+    )
+    office_hours = serializers.DictField(
+        child=serializers.ListField(
+            child=serializers.ListField(child=serializers.CharField(max_length=5), max_length=2),
+            max_length=12,
+        ),
+        required=False,
+        help_text='Weekly local hours, e.g. {"mon": [["09:00", "17:00"]]}; {} means always open.',
+    )
+    holidays = serializers.ListField(
+        child=serializers.DateField(),
+        required=False,
+        max_length=400,
+        help_text="Local dates the team is out all day.",
     )
 
 

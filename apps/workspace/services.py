@@ -22,7 +22,7 @@ from apps.core import permissions, realtime
 from apps.core.errors import ApplicationError, ConflictError, NotFoundError
 from apps.knowledge.vectorstore.base import PUBLIC_GROUP
 from apps.tenants.models import Tenant
-from apps.workspace import selectors
+from apps.workspace import office_hours, selectors
 from apps.workspace.models import (
     WORK_INBOX,
     AssignmentMode,
@@ -414,7 +414,17 @@ def answer_correct(
 
 # --- Inbox settings and routing rules -------------------------------------------------------------
 
-INBOX_SETTINGS = ("name", "assistant_enabled", "assignment", "agent_capacity")
+INBOX_SETTINGS = (
+    "name",
+    "assistant_enabled",
+    "assignment",
+    "agent_capacity",
+    "first_response_minutes",
+    "resolution_minutes",
+    "time_zone",
+    "office_hours",
+    "holidays",
+)
 RULE_FIELDS = (
     "name",
     "position",
@@ -434,7 +444,8 @@ MAX_RULE_LIST = 50
 
 @transaction.atomic
 def inbox_update(*, inbox: Inbox, **fields: Any) -> Inbox:
-    """Change an inbox's name, assistant, assignment mode or agent capacity."""
+    """Change an inbox's name, assistant, assignment mode, agent capacity, SLA targets or
+    office hours (time zone, weekly hours, holidays)."""
     unknown = set(fields) - set(INBOX_SETTINGS)
     if unknown:
         raise TypeError(f"unknown inbox fields: {', '.join(sorted(unknown))}")
@@ -448,6 +459,12 @@ def inbox_update(*, inbox: Inbox, **fields: Any) -> Inbox:
         fields["name"] = name
     if "assignment" in fields:
         fields["assignment"] = AssignmentMode(fields["assignment"])
+    if "time_zone" in fields:
+        fields["time_zone"] = office_hours.zone_validate(fields["time_zone"])
+    if "office_hours" in fields:
+        fields["office_hours"] = office_hours.hours_validate(fields["office_hours"])
+    if "holidays" in fields:
+        fields["holidays"] = office_hours.holidays_validate(fields["holidays"])
     for name, value in fields.items():
         setattr(inbox, name, value)
     inbox.save(update_fields=[*fields, "updated_at"])
