@@ -95,3 +95,28 @@ async def test_handoff_goes_to_an_online_agent_and_passes_on_when_they_leave(
     assert conversation.assigned_agent_id == second.pk
     for socket in (second_console, customer):
         await socket.disconnect()
+
+
+async def test_a_burst_of_messages_within_the_debounce_gets_one_answer(tenant_a, settings):
+    from apps.conversations.models import Message, MessageRole
+    from apps.conversations.testing import drain, receive_answer
+
+    settings.CHAT_BURST_DEBOUNCE_MS = 400
+    customer, _ = await open_chat(tenant_a)
+    for n, text in enumerate(["hi", "my order 1042", "has not arrived"]):
+        await customer.send_json_to({"type": "message", "client_id": f"c-{n}", "text": text})
+    _, done = await receive_answer(customer, timeout=30)
+    assert done["message"]["content"] == "Echo: hi\nmy order 1042\nhas not arrived"
+    frames = await drain(customer, quiet=1.0)
+    assert not [f for f in frames if f["type"] == "message_done"]
+    answers = await db(
+        lambda: (
+            Message.objects.for_tenant(tenant_a.tenant).filter(role=MessageRole.ASSISTANT).count()
+        )
+    )
+    assert answers == 1
+    # Later, one message on its own is answered on its own.
+    await customer.send_json_to({"type": "message", "client_id": "c-9", "text": "thanks"})
+    _, done = await receive_answer(customer, timeout=30)
+    assert done["message"]["content"] == "Echo: thanks"
+    await customer.disconnect()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -62,6 +63,19 @@ def client_address(scope: dict[str, Any]) -> str:
     return str(client[0]) if client else "unknown"
 
 
+MAX_BURST_WAITS = 5
+
+
+def burst_question(messages: list[Any]) -> Any:
+    """One question made of a burst of messages: the first message (so the history before it
+    is the history of the whole burst) holding every fragment's text, in order."""
+    if len(messages) == 1:
+        return messages[0]
+    question = copy.copy(messages[0])
+    question.content = "\n".join(m.content for m in messages)
+    return question
+
+
 def _int_or_none(value: str | None) -> int | None:
     try:
         number = int(value) if value is not None else None
@@ -81,6 +95,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.group = None
         self.answer_lock = asyncio.Lock()
         self.answer_tasks: set[asyncio.Task] = set()
+        # Customer messages waiting out the burst debounce, answered together.
+        self.burst: list[Any] = []
+        self.burst_timer: asyncio.Task | None = None
+        self.burst_started = 0.0
         self.frames_window = (0.0, 0)
         # Accept first so the close code (4403, 4429) reaches the browser; a refused handshake
         # would only show as 1006 there.
@@ -283,7 +301,28 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         return session.conversation
 
     def start_answer(self, message: Any) -> None:
-        self.keep(asyncio.create_task(self.answer(message)))
+        delay = settings.CHAT_BURST_DEBOUNCE_MS / 1000
+        if delay <= 0:
+            self.keep(asyncio.create_task(self.answer(message)))
+            return
+        # Fragments sent in quick succession ("hi" / "my order" / "hasn't arrived") get one
+        # answer to all of them: each new one restarts the wait, up to MAX_BURST_WAITS waits.
+        now = time.monotonic()
+        if not self.burst:
+            self.burst_started = now
+        self.burst.append(message)
+        if self.burst_timer is not None and now - self.burst_started < delay * MAX_BURST_WAITS:
+            self.burst_timer.cancel()
+        elif self.burst_timer is not None:
+            return  # waited long enough: the running timer answers this one too
+        self.burst_timer = asyncio.create_task(self.answer_burst_after(delay))
+        self.keep(self.burst_timer)
+
+    async def answer_burst_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        burst, self.burst, self.burst_timer = self.burst, [], None
+        if burst:
+            await self.answer(burst_question(burst))
 
     def embed_early(self, text: str) -> None:
         """Embed the question while it is stored: the embedder remembers the vector, so the
