@@ -3,8 +3,10 @@ of a person, and /readyz says what is wrong.
 
 Two real faults, no mocks:
 - `QDRANT_URL` names a loopback port where nothing listens (connection refused);
-- the embedded store (qdrant-client local mode) is held by another process, a real
-  subprocess that takes the store's file lock and keeps it.
+- the embedded store is held by another process, a real subprocess that takes the store's file
+  lock and keeps it, ignoring requests to hand it over: on the default engine (Qdrant Edge) the
+  serving collection's lease, on qdrant-client's local mode the store-wide lock. The store
+  holds a document that answers the question, so a search that got through would show.
 
 The language model is not needed (nothing is retrieved, so nothing is asked of it); its URL
 points at a closed port too.
@@ -12,6 +14,8 @@ points at a closed port too.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import subprocess
 import sys
@@ -24,7 +28,8 @@ from apps.conversations.models import Conversation, Message, MessageRole
 from apps.conversations.testing import open_chat, receive_answer
 from apps.core.asyncdb import db_async
 from apps.knowledge import runtime
-from apps.knowledge.testing import knowledge_store  # noqa: F401
+from apps.knowledge.selectors import chunk_search, serving_index
+from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -55,13 +60,28 @@ def unreachable_qdrant(settings):
     runtime.reset_store()
 
 
-@pytest.fixture
-def store_held_elsewhere(knowledge_store, settings):  # noqa: F811
-    """Another process takes the embedded store's lock and keeps it."""
+RETURNS = (
+    "Returning a bike: you can return a bike within 30 days of delivery for a full refund. "
+    "Start the return from your order page and we email you a prepaid shipping label."
+)
+
+
+@pytest.fixture(params=["edge", "client"])
+def store_held_elsewhere(request, knowledge_store, settings, tenant_a):  # noqa: F811
+    """Another process takes the embedded store's lock and keeps it (no hand-over)."""
+    settings.QDRANT_LOCAL_ENGINE = request.param
     settings.KNOWLEDGE_STORE_LOCK_TIMEOUT = 0.5
     runtime.reset_store()
-    lock_path = settings.QDRANT_PATH / "client.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    ingest_text(tenant=tenant_a.tenant, title="Returns", text=RETURNS)
+    hits = chunk_search(tenant=tenant_a.tenant, query="How do I return a bike?")
+    assert hits and "30 days" in hits[0].text, "the document must be findable before the fault"
+    if request.param == "edge":
+        collection = serving_index().collection
+        lock_path = settings.QDRANT_PATH / "locks" / f"{collection}.lock"
+    else:
+        lock_path = settings.QDRANT_PATH / "client.lock"
+    runtime.reset_store()  # this process lets go of the store, as an idle web process would
+    assert lock_path.exists(), lock_path
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -137,3 +157,21 @@ def test_readyz_reports_the_embedded_store_held_by_another_process(client):
     assert qdrant["ok"] is False, qdrant
     assert "another process" in qdrant["detail"]
     assert body["status"] != "ok"
+
+
+@pytest.mark.usefixtures("knowledge_store")
+def test_readyz_is_ok_while_a_healthy_process_holds_the_edge_shard(client, tenant_a, settings):
+    """The edge engine keeps a shard open between calls; a holder that hands it over on request
+    (here this process, lingering after a sync) is how the store works, not a fault."""
+    ingest_text(tenant=tenant_a.tenant, title="Returns", text=RETURNS)
+    lock_path = settings.QDRANT_PATH / "locks" / f"{serving_index().collection}.lock"
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # the shard is still leased to this process
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+    qdrant = client.get("/readyz").json()["components"]["qdrant"]
+    assert qdrant["ok"] is True, qdrant
+    hits = chunk_search(tenant=tenant_a.tenant, query="How do I return a bike?")
+    assert hits and "30 days" in hits[0].text

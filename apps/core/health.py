@@ -8,7 +8,9 @@ workers, until beat's first heartbeat) is "starting" rather than failed.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,8 @@ from django.db import connection
 from django.utils import timezone
 
 CHECK_TIMEOUT = 2.0
+# The edge store's collection names (apps/knowledge/vectorstore/base.py validate_name).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 # When this process started (set again by CoreConfig.ready()); the workers get one heartbeat
 # interval from then before their silence counts as a failure.
 _process_started = time.monotonic()
@@ -90,11 +94,38 @@ def check_qdrant() -> str:
         # qdrant-client's local mode opens under an exclusive file lock for each call (see
         # apps/knowledge/runtime.py); a lock nobody gives back means no search can run here.
         _embedded_lock_free(path / "client.lock", timeout=CHECK_TIMEOUT / 2)
+    else:
+        # The edge engine leases each collection's shard under a file lock, which a healthy
+        # holder (a lingering worker, or this process) hands over when asked through the
+        # `.want` file (apps/knowledge/vectorstore/edge.py). Ask for the serving collection as
+        # a search would: a holder that never lets go means no search can run here.
+        serving = _edge_serving_collection(path)
+        if serving and (path / "locks" / f"{serving}.lock").exists():
+            _embedded_lock_free(
+                path / "locks" / f"{serving}.lock",
+                timeout=CHECK_TIMEOUT / 2,
+                want_path=path / "locks" / f"{serving}.want",
+            )
     return "embedded engine, storage writable"
 
 
-def _embedded_lock_free(lock_path: Path, *, timeout: float) -> None:
-    """RuntimeError if another process holds `lock_path` for all of `timeout` seconds."""
+def _edge_serving_collection(path: Path) -> str | None:
+    """The collection the alias serves in an edge store at `path` (the alias file's layout)."""
+    aliases_path = path / "aliases.json"
+    aliases = json.loads(aliases_path.read_text()) if aliases_path.exists() else {}
+    name = aliases.get(settings.QDRANT_COLLECTION) or settings.QDRANT_COLLECTION
+    # Names come from the alias file: never let one point a lock path outside the store.
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        return None
+    return name
+
+
+def _embedded_lock_free(lock_path: Path, *, timeout: float, want_path: Path | None = None) -> None:
+    """RuntimeError if another process holds `lock_path` for all of `timeout` seconds.
+
+    With `want_path`, the file is touched while waiting, so a holder that hands the lock over
+    on request (the edge engine's lease) gives it up; it is released again at once.
+    """
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
@@ -106,6 +137,8 @@ def _embedded_lock_free(lock_path: Path, *, timeout: float) -> None:
                     raise RuntimeError(
                         f"the embedded vector store is held by another process ({lock_path})"
                     ) from None
+                if want_path is not None:
+                    want_path.touch()
                 time.sleep(0.05)
                 continue
             fcntl.flock(fd, fcntl.LOCK_UN)
