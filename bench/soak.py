@@ -320,7 +320,7 @@ def main() -> int:
             "CHAT_RATE_CONNECTS_PER_KEY": "0",
             "CHAT_RATE_MESSAGES_PER_KEY": "0",
             "QDRANT_URL": "",
-            "QDRANT_LOCAL_ENGINE": "client",
+            "QDRANT_LOCAL_ENGINE": "edge",
             "PYTHONUNBUFFERED": "1",
         }
         manage(env, "migrate", "--noinput", "-v0")

@@ -15,9 +15,10 @@ export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 export CACHE_KEY_PREFIX="supportai-test"
 export DATA_DIR="${TEST_DATA_DIR:-$(pwd)/var/test}"
 export SECURE_COOKIES=false
-# The project's rules have tests talk to Qdrant through qdrant-client's local mode; the embedded
-# default engine (qdrant-edge) is covered by the vector-store contract suite, which runs both.
-export QDRANT_LOCAL_ENGINE=client
+# The suite runs on the embedded engine users run by default (qdrant-edge), set here so that an
+# engine chosen in the caller's environment cannot leak into the worker and web subprocesses;
+# the vector-store contract suite covers qdrant-client's local mode as well.
+export QDRANT_LOCAL_ENGINE=edge
 mkdir -p "$DATA_DIR"
 
 echo "[test] ruff"

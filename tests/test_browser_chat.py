@@ -86,7 +86,7 @@ def demo_server(monkeypatch, request, llm_server, knowledge_store, settings):  #
         "ASSISTANT_DECISION": "rules",
         "ASSISTANT_CONDENSE_TIMEOUT": "300",
         "QDRANT_URL": "",
-        "QDRANT_LOCAL_ENGINE": "client",
+        "QDRANT_LOCAL_ENGINE": settings.QDRANT_LOCAL_ENGINE,
         "QDRANT_PATH": str(settings.QDRANT_PATH),
         "DEMO_TENANT_SLUG": "northwind",
         "CHAT_RATE_CONNECTS_PER_CLIENT": "0",

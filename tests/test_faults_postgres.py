@@ -112,7 +112,7 @@ def _app_env(pg: PrivatePostgres, tmp_path: Path) -> dict[str, str]:
         "CHAT_RATE_CONNECTS_PER_KEY": "0",
         "CHAT_RATE_MESSAGES_PER_KEY": "0",
         "QDRANT_URL": "",
-        "QDRANT_LOCAL_ENGINE": "client",
+        "QDRANT_LOCAL_ENGINE": "edge",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -11,7 +11,7 @@ loaded). Embedded vector stores are files that one process may hold open at a ti
   an exclusive `fcntl` lock for each operation and closes it right after, so the web process and
   a Celery worker never hold it at the same time. Re-opening costs a few milliseconds for small
   collections and grows with the collection (local mode loads every point); docs/knowledge.md
-  has the measurements. It is the test engine and a fallback, not the production path.
+  has the measurements. It is a fallback (the contract suite covers it), not the production path.
 """
 
 from __future__ import annotations

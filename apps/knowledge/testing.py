@@ -1,8 +1,8 @@
 """Helpers for tests of any app that needs indexed knowledge (the chat assistant's, for one).
 
 `ingest_text` runs the real pipeline (parse, chunk, embed, store) synchronously, without
-Celery. Tests that use it need the `knowledge_store` fixture (a throw-away embedded store in
-qdrant-client local mode); import it into the test module or a conftest:
+Celery. Tests that use it need the `knowledge_store` fixture (a throw-away embedded store on the
+default engine, Qdrant Edge); import it into the test module or a conftest:
 
     from apps.knowledge.testing import knowledge_store  # noqa: F401
 """
@@ -46,9 +46,13 @@ def ingest_text(
 
 @pytest.fixture
 def knowledge_store(settings: Any, tmp_path: Any) -> Iterator[Any]:
-    """A fresh embedded vector store for one test (qdrant-client local mode, in tmp_path)."""
+    """A fresh embedded vector store for one test (Qdrant Edge, the default engine, in tmp_path).
+
+    Subprocesses that share it (web, worker) get `QDRANT_LOCAL_ENGINE` and `QDRANT_PATH` from
+    these settings; the edge engine hands the shard over between processes itself.
+    """
     settings.QDRANT_URL = ""
-    settings.QDRANT_LOCAL_ENGINE = "client"
+    settings.QDRANT_LOCAL_ENGINE = "edge"
     settings.QDRANT_PATH = tmp_path / "qdrant"
     runtime.reset_store()
     yield runtime.get_store()

@@ -5,7 +5,7 @@ production pool), so the reindex runs in a pool child; the test kills that child
 `inspect().active()`, while the build is stalled half-way (the test holds a row lock on the
 build's progress row, so the build cannot finish before the kill however fast the machine
 is). They use the test
-database and the same qdrant-client local-mode folder as this process, and consume a queue of
+database and the same embedded Qdrant Edge folder as this process, and consume a queue of
 their own (the knowledge tasks are routed there while the fixture is active), so a session-wide
 worker on the same broker never takes the reindex.
 """
@@ -77,7 +77,7 @@ def reindex_workers(knowledge_store, settings, tmp_path) -> Iterator[Callable[[]
     queue = f"reindex-{uuid.uuid4().hex[:8]}"
     env = subprocess_env(
         QDRANT_URL="",
-        QDRANT_LOCAL_ENGINE="client",
+        QDRANT_LOCAL_ENGINE=settings.QDRANT_LOCAL_ENGINE,
         QDRANT_PATH=str(settings.QDRANT_PATH),
         KNOWLEDGE_REINDEX_STALE_SECONDS=str(STALE_SECONDS),
     )
@@ -272,9 +272,16 @@ def test_reindex_whose_worker_is_killed_half_way_leaves_old_collection_serving(
         timeout=120,
         message=f"the orphaned build was not marked failed. Log:\n{second.log()[-4000:]}",
     )
+    # The sweep marks the row first (a build still alive would see that and stop), then frees
+    # the collection, which on the edge engine waits until this process hands over the shard
+    # it still holds from the count above.
+    wait_until(
+        lambda: build.collection not in runtime.get_store().list_collections(),
+        timeout=30,
+        message=f"the orphaned build's collection was not deleted. Log:\n{second.log()[-4000:]}",
+    )
     build.refresh_from_db()
     assert "Interrupted" in build.error
-    assert build.collection not in runtime.get_store().list_collections()
     assert not Chunk.objects.unscoped().filter(index=build).exists()
     assert answers(tenant) == before
 

@@ -1,8 +1,8 @@
 """`sync_source` through a real Celery worker subprocess, sharing the embedded store with us.
 
 The worker consumes the `ingest` queue on its own broker database (redis db 7), uses the test
-database (rows must be committed: `transactional_db`) and the same qdrant-client local-mode
-folder as this process, so the embedded-store lock is exercised across two processes.
+database (rows must be committed: `transactional_db`) and the same embedded Qdrant Edge folder
+as this process, so the shard lease is handed over between two processes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def ingest_worker(transactional_db, knowledge_store, settings, tmp_path) -> Iter
     env = subprocess_env(
         CELERY_BROKER_URL=BROKER,
         QDRANT_URL="",
-        QDRANT_LOCAL_ENGINE="client",
+        QDRANT_LOCAL_ENGINE=settings.QDRANT_LOCAL_ENGINE,
         QDRANT_PATH=str(settings.QDRANT_PATH),
         KNOWLEDGE_CRAWL_ALLOW_PRIVATE="true",
         HF_HUB_OFFLINE="1",
