@@ -80,6 +80,11 @@ async def test_handoff_goes_to_an_online_agent_and_passes_on_when_they_leave(
     assert frame["conversation"]["status"] == ConversationStatus.WITH_AGENT
 
     # The first agent's console closes; after the grace period the sweep passes it on.
+    # (First, the console's own switch answers with the state it set.)
+    await first_console.send_json_to({"type": "presence", "status": "online"})
+    while (ack := await first_console.receive_json_from(timeout=10))["type"] != "presence":
+        pass
+    assert ack["status"] == "online"
     await first_console.disconnect()
     later = timezone.now() + timedelta(seconds=settings.AGENT_PRESENCE_GRACE_SECONDS + 1)
     monkeypatch.setattr(timezone, "now", lambda: later)
@@ -120,3 +125,33 @@ async def test_a_burst_of_messages_within_the_debounce_gets_one_answer(tenant_a,
     _, done = await receive_answer(customer, timeout=30)
     assert done["message"]["content"] == "Echo: thanks"
     await customer.disconnect()
+
+
+async def test_widget_learns_the_team_is_away_for_the_inbox_its_conversation_would_go_to(
+    tenant_a,
+):
+    import datetime as dt
+
+    def setup():
+        today = dt.datetime.now(dt.UTC).date()
+        closed = services.inbox_update(
+            inbox=selectors.inbox_default(tenant=tenant_a.tenant),
+            office_hours={"mon": [["09:00", "10:00"]]},
+            holidays=[today.isoformat(), (today + dt.timedelta(days=1)).isoformat()],
+        )
+        always = services.inbox_create(tenant=tenant_a.tenant, name="Always in")
+        services.routing_rule_create(
+            tenant=tenant_a.tenant, name="Docs", url_contains="/docs", inbox=always
+        )
+        return closed
+
+    await db(setup)
+    away, ready = await open_chat(tenant_a, page="https://acme.example.com/shop")
+    assert ready["team"]["available"] is False
+    back = dt.datetime.fromisoformat(ready["team"]["back_at"])
+    assert back > dt.datetime.now(dt.UTC) and back.weekday() == 0 and back.hour == 9
+    # A page a rule routes to an inbox without office hours: nothing to show.
+    docs, ready = await open_chat(tenant_a, page="https://acme.example.com/docs/setup")
+    assert "team" not in ready
+    for socket in (away, docs):
+        await socket.disconnect()

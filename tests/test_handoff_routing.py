@@ -411,3 +411,21 @@ def test_dashboard_counts_sla_breaches_of_its_tenant_only(tenant_a, tenant_b, cl
     client.force_login(tenant_a.owner)
     page = client.get("/dashboard/?tenant=acme").content.decode()
     assert 'data-metric="sla_breaches">1<' in page
+
+
+def test_agent_who_switches_to_away_gets_nothing_until_back(tenant_a, clock):
+    inbox = _auto_inbox(tenant_a)
+    (agent,) = _agents(tenant_a, 1, inbox)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    conversation = _handed_off(tenant_a)
+    assert conversation.assigned_agent == agent
+    assert handoff.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=True) == "away"
+    conversation.refresh_from_db()
+    assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
+    # The open console keeps being seen, but the agent stays away by their own choice.
+    clock.advance(10)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    assert _handed_off(tenant_a).assigned_agent is None
+    assert handoff.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=False) == "online"
+    conversation.refresh_from_db()
+    assert conversation.assigned_agent == agent

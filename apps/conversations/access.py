@@ -94,6 +94,19 @@ def conversation_start_for(session: Session) -> Conversation:
     )
 
 
+def team_for(session: Session) -> dict[str, Any] | None:
+    """Whether the team is in, for the widget's header: the session's conversation, or the
+    draft of the one it would start (same page, token and language, so the same rules)."""
+    conversation = session.conversation or Conversation(
+        tenant=session.tenant,
+        widget_key=session.widget_key,
+        language=session.language,
+        access_groups=sorted({str(g) for g in session.access_groups}),
+        context=services.routing_context(page_url=session.page_url, claims=session.claims),
+    )
+    return selectors.team_availability(conversation=conversation)
+
+
 def customer_message_post(
     conversation: Conversation, text: str, client_id: str | None
 ) -> tuple[Message, bool, bool]:

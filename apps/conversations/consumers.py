@@ -29,6 +29,7 @@ from apps.conversations.access import (
     authorize,
     conversation_start_for,
     customer_message_post,
+    team_for,
 )
 from apps.conversations.models import Conversation, FeedbackKind, HandoffReason, MessageRole
 from apps.conversations.ratelimit import hit_all_async
@@ -137,16 +138,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.join(conversation)
             since = _int_or_none(params.get("since"))
             messages = await db_async(self.replay)(conversation, since)
-        await self.send_json(
-            {
-                "type": "ready",
-                "conversation_id": str(conversation.public_id) if conversation else None,
-                "status": conversation.status if conversation else "open",
-                "messages": messages,
-                # The key's look, greeting and languages, as the admin last saved them.
-                "widget": widget_settings(widget_key=self.session.widget_key),
-            }
-        )
+        ready = {
+            "type": "ready",
+            "conversation_id": str(conversation.public_id) if conversation else None,
+            "status": conversation.status if conversation else "open",
+            "messages": messages,
+            # The key's look, greeting and languages, as the admin last saved them.
+            "widget": widget_settings(widget_key=self.session.widget_key),
+        }
+        team = await db_async(team_for)(self.session)
+        if team is not None:
+            # Out of office hours: the widget shows the team as away, and when it is back.
+            ready["team"] = team
+        await self.send_json(ready)
 
     @staticmethod
     def replay(conversation: Conversation, since: int | None) -> list[dict[str, Any]]:

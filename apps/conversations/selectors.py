@@ -20,6 +20,23 @@ VisibilityRule = Callable[..., QuerySet[Conversation]]
 _visibility_rule: VisibilityRule | None = None
 
 
+# Whether the team is in (office hours of the inbox a conversation is, or would be, in): the
+# workspace registers it too. None from the rule (or no rule): nothing to tell the widget.
+TeamAvailability = Callable[..., dict[str, Any] | None]
+_team_availability: TeamAvailability | None = None
+
+
+def team_availability_register(rule: TeamAvailability | None) -> None:
+    """Set `rule(conversation=) -> {"available": bool, "back_at": iso | None} | None`; the
+    conversation may be an unsaved draft (a widget that has not started one yet)."""
+    global _team_availability
+    _team_availability = rule
+
+
+def team_availability(*, conversation: Conversation) -> dict[str, Any] | None:
+    return _team_availability(conversation=conversation) if _team_availability else None
+
+
 def conversation_visibility_register(rule: VisibilityRule) -> None:
     """Set the rule `rule(user=, tenant=) -> conversations of tenant the user may see`."""
     global _visibility_rule

@@ -44,8 +44,16 @@ def _tenant_for(user: Any, slug: str | None) -> Any:
 
 
 @db_async
-def _seen(user: Any, tenant: Any) -> None:
+def _seen(user: Any, tenant: Any) -> str:
+    """Record the console as seen; returns the agent's presence ("online", or "away" when they
+    switched themselves away)."""
     handoff.agent_presence_seen(tenant=tenant, user=user)
+    return handoff.agent_presence_status(tenant=tenant, user=user)
+
+
+@db_async
+def _choose(user: Any, tenant: Any, away: bool) -> str:
+    return handoff.agent_presence_choose(tenant=tenant, user=user, away=away)
 
 
 @db_async
@@ -86,13 +94,14 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
         self.tenant_group = realtime.tenant_group(self.tenant.pk)
         await self.channel_layer.group_add(self.tenant_group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "ready", "tenant": self.tenant.slug})
         # The agent is online while this socket lives; a socket of a process that died simply
         # stops being seen, and the presence sweep marks the agent away after the grace period.
+        presence = "online"
         try:
-            await _seen(self.user, self.tenant)
+            presence = await _seen(self.user, self.tenant)
         except Exception:
             logger.exception("recording console presence failed")
+        await self.send_json({"type": "ready", "tenant": self.tenant.slug, "presence": presence})
         self.heartbeat = asyncio.create_task(self.keep_seen())
 
     async def keep_seen(self) -> None:
@@ -133,6 +142,9 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
                 )
         elif kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind == "presence" and content.get("status") in {"away", "online"}:
+            status = await _choose(self.user, self.tenant, content["status"] == "away")
+            await self.send_json({"type": "presence", "status": status})
 
     async def watch(self, public_id: str) -> None:
         conversation = await _visible(self.user, self.tenant, public_id)

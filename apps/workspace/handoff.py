@@ -248,6 +248,24 @@ def team_available(*, conversation: Conversation, now: datetime | None = None) -
     return office_hours.is_open(inbox, now or timezone.now())
 
 
+def team_availability(*, conversation: Conversation) -> dict[str, Any] | None:
+    """For the widget: the team's office hours state, for the inbox the conversation is in
+    (or, for a draft, the inbox the routing rules would put it in). None without hours."""
+    if conversation.pk is None:
+        rule = rule_for(conversation=conversation)
+        inbox = rule.inbox if rule is not None and rule.inbox is not None else None
+        inbox = inbox or selectors.inbox_default(tenant=conversation.tenant)
+    else:
+        inbox = selectors.conversation_inbox(conversation=conversation)
+    if not office_hours.has_hours(inbox):
+        return None
+    now = timezone.now()
+    if office_hours.is_open(inbox, now):
+        return {"available": True, "back_at": None}
+    back = office_hours.next_open(inbox, now)
+    return {"available": False, "back_at": back.isoformat() if back else None}
+
+
 # --- Notifications -------------------------------------------------------------------------------
 
 
@@ -326,15 +344,42 @@ def agent_presence_seen(*, tenant: Tenant, user: Any, now: datetime | None = Non
             tenant=tenant, user=user
         )
         presence = AgentPresence.objects.select_for_update().get(tenant=tenant, pk=presence.pk)
-        came_online = presence.status != PresenceStatus.ONLINE or (
-            presence.last_seen_at is None or presence.last_seen_at < now - _grace()
+        came_online = not presence.away_by_choice and (
+            presence.status != PresenceStatus.ONLINE
+            or presence.last_seen_at is None
+            or presence.last_seen_at < now - _grace()
         )
-        presence.status = PresenceStatus.ONLINE
+        if not presence.away_by_choice:
+            presence.status = PresenceStatus.ONLINE
         presence.last_seen_at = now
         presence.save(update_fields=["status", "last_seen_at", "updated_at"])
     if came_online:
         assignment_fill(tenant=tenant, now=now)
     return came_online
+
+
+def agent_presence_status(*, tenant: Tenant, user: Any) -> str:
+    status = (
+        AgentPresence.objects.for_tenant(tenant)
+        .filter(user=user)
+        .values_list("status", flat=True)
+        .first()
+    )
+    return status or PresenceStatus.AWAY
+
+
+def agent_presence_choose(*, tenant: Tenant, user: Any, away: bool) -> str:
+    """The agent's own switch in the console: away (their automatically assigned conversations
+    pass on, and none come until they are back) or back online. Returns the new status."""
+    if permissions.membership_role(user=user, tenant=tenant) is None:
+        return PresenceStatus.AWAY
+    presence, _ = AgentPresence.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user)
+    AgentPresence.objects.for_tenant(tenant).filter(pk=presence.pk).update(away_by_choice=away)
+    if away:
+        agent_presence_away(tenant=tenant, user=user)
+        return PresenceStatus.AWAY
+    agent_presence_seen(tenant=tenant, user=user)
+    return PresenceStatus.ONLINE
 
 
 @transaction.atomic

@@ -170,6 +170,9 @@ class AgentPresence(TenantScopedModel):
         max_length=8, choices=PresenceStatus.choices, default=PresenceStatus.AWAY
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The agent said they are away (console switch): their open console does not make them
+    # online until they say they are back.
+    away_by_choice = models.BooleanField(default=False)
     # Round robin hands the next conversation to the online agent assigned longest ago.
     last_assigned_at = models.DateTimeField(null=True, blank=True)
 

@@ -40,6 +40,12 @@ export interface WidgetSettings {
   hidden_paths: string[];
 }
 
+/** Office hours of the team the conversation goes to (absent: no office hours). */
+export interface TeamState {
+  available: boolean;
+  back_at: string | null;
+}
+
 export type ServerFrame =
   | {
       type: 'ready';
@@ -47,6 +53,7 @@ export type ServerFrame =
       status: ConversationStatus;
       messages: WireMessage[];
       widget?: WidgetSettings;
+      team?: TeamState;
     }
   | { type: 'message'; message: WireMessage; conversation_id?: string | null }
   | { type: 'token'; message_id: number; delta: string }

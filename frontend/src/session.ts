@@ -209,6 +209,11 @@ export class ChatSession {
     if (frame.type === 'ready') {
       const settings = cleanSettings(frame.widget);
       if (settings) changes.settings = settings;
+      const team = frame.team;
+      changes.team =
+        team && typeof team.available === 'boolean'
+          ? { available: team.available, back_at: typeof team.back_at === 'string' ? team.back_at : null }
+          : null;
       this.ready = true;
       this.haveTranscript = true;
       // Replay has been merged: whatever is still pending never reached the

@@ -4,7 +4,15 @@
  * messages, token streaming, replay de-duplication, resume position,
  * conversation status / typing / CSAT flags, and localStorage persistence.
  */
-import type { Citation, ConversationStatus, Role, ServerFrame, WidgetSettings, WireMessage } from './protocol';
+import type {
+  Citation,
+  ConversationStatus,
+  Role,
+  ServerFrame,
+  TeamState,
+  WidgetSettings,
+  WireMessage,
+} from './protocol';
 
 export type MessageState =
   | 'pending' // customer message not yet echoed by the server
@@ -43,6 +51,8 @@ export interface Changes {
   incoming: ChatMessage[];
   /** The widget key's settings, when a `ready` frame brought them. */
   settings?: WidgetSettings;
+  /** Whether the team is in, from a `ready` frame (null: no office hours to show). */
+  team?: TeamState | null;
 }
 
 export interface PersistedState {

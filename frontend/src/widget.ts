@@ -10,7 +10,7 @@ import { readConfig, type WidgetConfig } from './config';
 import type { ConnectionState } from './connection';
 import { resolveLanguage, translator, type Translate } from './i18n';
 import { isSafeUrl, renderMarkdown } from './markdown';
-import { CLOSE_FORBIDDEN, type WidgetSettings } from './protocol';
+import { CLOSE_FORBIDDEN, type TeamState, type WidgetSettings } from './protocol';
 import { ChatSession, type SessionOptions } from './session';
 import { defaultStore, type ChatMessage, type Changes, type KeyValueStore } from './state';
 import { styles } from './styles';
@@ -55,6 +55,8 @@ export class SupportAIChatElement extends HTMLElement {
   language = 'en';
 
   private t: Translate = translator('en');
+  /** Office hours of the team, from the server's `ready` (null: none to show). */
+  private team: TeamState | null = null;
   private store: KeyValueStore | null = null;
   /** Connected only to fetch the settings: disconnect after `ready` unless opened. */
   private peeking = false;
@@ -481,6 +483,10 @@ export class SupportAIChatElement extends HTMLElement {
   private onChange(c: Changes): void {
     const st = this.session?.state;
     if (c.settings) this.onSettings(c.settings);
+    if (c.team !== undefined) {
+      this.team = c.team;
+      this.renderStatus();
+    }
     if (c.messages) this.renderMessages();
     if (c.typing) this.renderTyping();
     if (c.error) {
@@ -556,12 +562,13 @@ export class SupportAIChatElement extends HTMLElement {
     const connText: Record<ConnectionState, string> = {
       idle: '',
       connecting: t('connecting'),
-      online: t('online'),
+      online: this.team && !this.team.available ? this.awayText() : t('online'),
       offline: t('offline'),
       rate_limited: t('rateLimited'),
       unavailable: t('unavailable'),
     };
     this.els.conn.dataset.connection = this.connState;
+    this.els.conn.dataset.team = this.team ? (this.team.available ? 'in' : 'away') : '';
     this.els.conn.textContent = connText[this.connState];
 
     this.els.handoff.disabled =
@@ -570,6 +577,14 @@ export class SupportAIChatElement extends HTMLElement {
       status === 'waiting_for_human' ||
       status === 'with_agent';
     this.els.rate.hidden = !st?.conversationId || !!st.csatSubmitted || this.connState === 'unavailable';
+  }
+
+  /** "Team away · back Mon 09:00" in the customer's own time zone and language. */
+  private awayText(): string {
+    const back = this.team?.back_at ? new Date(this.team.back_at) : null;
+    if (!back || Number.isNaN(back.getTime())) return this.t('teamAway');
+    const when = back.toLocaleString(this.language, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+    return this.t('teamBack', { when });
   }
 
   private renderTyping(): void {

@@ -190,6 +190,25 @@ describe('<supportai-chat>', () => {
     expect(customer.textContent).toContain('<b>bold?</b>');
   });
 
+  it('shows the team as away out of office hours, and when it is back', () => {
+    mount();
+    openAndConnect({ team: { available: false, back_at: '2026-08-03T09:00:00+02:00' } });
+    const conn = $('[data-testid="connection"]');
+    expect(conn.dataset.team).toBe('away');
+    expect(conn.textContent).toMatch(/^Team away · back .+/);
+    el.remove();
+    FakeSocket.reset();
+    mount();
+    openAndConnect({ team: { available: true, back_at: null } });
+    expect($('[data-testid="connection"]').dataset.team).toBe('in');
+    expect($('[data-testid="connection"]').textContent).toBe('Online');
+    el.remove();
+    FakeSocket.reset();
+    mount();
+    openAndConnect();
+    expect($('[data-testid="connection"]').dataset.team).toBe('');
+  });
+
   it('walks through handoff: waiting banner, agent joined, with_agent, resolved', () => {
     mount();
     const ws = openAndConnect();
