@@ -1,27 +1,27 @@
-"""Time to first token through the chat websocket vs. a direct call to the same LLM server.
+"""Time to first token through the chat websocket vs. the LLM server's own, on the defaults.
 
 One run starts the local LLM server (llama-cpp-python, SmolLM2-135M) and uvicorn serving the
 real ASGI app (PostgreSQL, Redis channel layer, embedded Qdrant with a small knowledge set
-ingested by the real pipeline). For each question it measures:
+ingested by the real pipeline) with the product's default answer settings: the grounded
+strategy and the answerability decision (ASSISTANT_MODE=grounded, ASSISTANT_DECISION=
+answerability). For each question it measures:
 
-- websocket TTFT: from sending `{"type": "message"}` to the first `token` frame — includes
-  the consumer, storing the customer message, the echo, retrieval (query embedding + hybrid
-  search), creating the answer row, prompt building and the LLM's own time to first token;
-- direct TTFT: a streaming `chat.completions` call to the same server with the SAME final
-  prompt the assistant sent (captured by the relay in front of the LLM server), to its first
-  content delta.
+- user-visible TTFT: from sending `{"type": "message"}` to the first `token` frame. With the
+  grounded strategy the first token is the model's first sentence that passed the guard (or the
+  extractive answer that replaced it, or a decline), so this includes the consumer, storing the
+  message, retrieval, evidence, the model's time to first token AND to the end of its first
+  sentence, and the guard;
+- the LLM server's TTFT for the very request the assistant made (a relay in front of the server
+  notes it), and a direct streaming call to the same server with the same request.
 
-uvicorn runs the product's default embedded engine (qdrant-edge; `--engine client` for
-qdrant-client's local mode). This process only ingests the knowledge before uvicorn starts and
-then lets go of the store, so nothing else touches the shard while the chat path searches.
+Between questions, one completion with the same system prompt and an unrelated question
+replaces llama.cpp's cached prompt, as the previous customer's question would in production:
+the stable system-prompt prefix stays cached, the facts and question are evaluated anew.
+`--cold` evicts the whole prompt instead (an unrelated prompt), the worst case.
 
-Before every measured call one short unrelated completion evicts llama.cpp's prompt cache,
-so both paths evaluate the full prompt. Routing runs on rules (ASSISTANT_DECISION=rules):
-the schema-constrained decision call is an extra model round trip before the first token and
-is reported separately (`--decision-llm` measures the pipeline with it).
-
-    .venv/bin/python bench/chat.py                 # 30 questions, about 2 minutes on 2 cores
-    .venv/bin/python bench/chat.py --questions 60 --decision-llm
+    .venv/bin/python bench/chat.py                 # 30 questions, a few minutes on 2 cores
+    .venv/bin/python bench/chat.py --questions 60 --cold
+    .venv/bin/python bench/chat.py --mode generative --decision rules   # the old path
 
 Needs PostgreSQL and Redis (scripts/services.sh); uses the database `supportai_bench`
 (created and migrated) and Redis db 9 unless DATABASE_URL / REDIS_URL say otherwise.
@@ -321,13 +321,13 @@ class TimingProxy:
 # --- The measurement ----------------------------------------------------------------------------
 
 
-async def evict_prompt_cache(client, model: str) -> None:
-    """One short unrelated completion, so the next call evaluates its whole prompt."""
-    await client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": f"Say a number. {uuid.uuid4().hex}"}],
-        max_tokens=1,
-    )
+async def evict_prompt_cache(client, model: str, system: str | None = None) -> None:
+    """One short completion that replaces llama.cpp's cached prompt: with `system`, the same
+    system prompt and an unrelated question (the next customer); without, an unrelated prompt."""
+    messages = [{"role": "user", "content": f"Say a number. {uuid.uuid4().hex}"}]
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
+    await client.chat.completions.create(model=model, messages=messages, max_tokens=1)
 
 
 async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, int]:
@@ -378,33 +378,50 @@ async def run(
 
     client = openai.AsyncOpenAI(base_url=os.environ["LLM_BASE_URL"], api_key="x", max_retries=0)
     model = os.environ.get("LLM_MODEL", "smollm2-135m-instruct")
-    through_ws, direct, paired, exact, server_first, retrieval = [], [], [], [], [], []
+    visible, visible_model, llm_own, direct, overhead = [], [], [], [], []
+    server_first, retrieval, outcomes = [], [], {}
+    system: str | None = None
     # One unmeasured round warms up both servers (model load, embedding model, connections).
     for i in range(args.questions + 1):
         question = f"{QUESTIONS[i % len(QUESTIONS)]} (#{i})"
-        await evict_prompt_cache(client, model)
+        await evict_prompt_cache(client, model, None if args.cold else system)
+        calls = len(proxy.bodies)
         ws_ms, message_id = await websocket_ttft(f"{ws_url}?key={key}", origin, question)
-        llm_ms_for_ws = proxy.ttft_ms[-1]
-        assistant_request = proxy.bodies[-1]
-        assert question in json.dumps(assistant_request["messages"]), "not the answer call"
-        await evict_prompt_cache(client, model)
-        direct_ms = await direct_ttft(client, assistant_request)
         stored = await sync_to_async(Message.objects.for_tenant(tenant).get)(pk=message_id)
+        asked = [
+            body
+            for body in proxy.bodies[calls:]
+            if question in json.dumps(body.get("messages", ""))
+        ]
+        if asked:
+            request = asked[-1]
+            system = next(
+                (m["content"] for m in request["messages"] if m["role"] == "system"), system
+            )
+            llm_ms = proxy.ttft_ms[-1]
+            await evict_prompt_cache(client, model, None if args.cold else system)
+            direct_ms = await direct_ttft(client, request)
         if i == 0:
             continue
-        through_ws.append(ws_ms)
-        direct.append(direct_ms)
-        paired.append(ws_ms - direct_ms)
-        exact.append(ws_ms - llm_ms_for_ws)
+        outcome = (stored.grounding or {}).get("outcome") or stored.decision
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        visible.append(ws_ms)
         server_first.append(stored.first_token_ms)
         retrieval.append(stored.retrieval_ms)
+        if asked:
+            visible_model.append(ws_ms)
+            llm_own.append(llm_ms)
+            direct.append(direct_ms)
+            overhead.append(ws_ms - llm_ms)
     print()
-    print(summary("TTFT through the websocket", through_ws))
-    print(summary("TTFT direct to the LLM server", direct))
-    print(summary("overhead: websocket - direct call", paired))
-    print(summary("overhead: websocket - LLM's own TTFT", exact))
+    print(summary("user-visible TTFT (all answers)", visible))
+    print(summary("user-visible TTFT (model asked)", visible_model))
+    print(summary("LLM server's own TTFT (relay)", llm_own))
+    print(summary("LLM server TTFT, direct call", direct))
+    print(summary("visible - LLM's own TTFT", overhead))
     print(summary("  server: retrieval_ms", retrieval))
     print(summary("  server: first_token_ms (stored)", server_first))
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
 async def serve_and_run(args, tenant, key, web_port, origin, llm_port, proxy_port) -> None:
@@ -417,22 +434,30 @@ async def serve_and_run(args, tenant, key, web_port, origin, llm_port, proxy_por
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--questions", type=int, default=30)
-    parser.add_argument("--decision-llm", action="store_true", help="ASSISTANT_DECISION=llm")
+    parser.add_argument(
+        "--mode", default="", help="ASSISTANT_MODE (default: the product's, grounded)"
+    )
+    parser.add_argument(
+        "--decision", default="", help="ASSISTANT_DECISION (default: the product's, answerability)"
+    )
+    parser.add_argument("--cold", action="store_true", help="evict the whole prompt each time")
     parser.add_argument(
         "--engine", choices=["edge", "client"], default="edge", help="QDRANT_LOCAL_ENGINE"
     )
     args = parser.parse_args()
     raise_file_limit()
     llm_port, web_port, proxy_port = free_port(), free_port(), free_port()
-    env = bench_environment(
-        LLM_BASE_URL=f"http://127.0.0.1:{proxy_port}/v1",
-        LLM_MAX_TOKENS="8",
-        ASSISTANT_MODE="llm",
-        ASSISTANT_DECISION="llm" if args.decision_llm else "rules",
-        CHAT_RATE_CONNECTS_PER_CLIENT="0",
-        CHAT_RATE_MESSAGES_PER_CLIENT="0",
-        QDRANT_LOCAL_ENGINE=args.engine,
-    )
+    overrides = {
+        "LLM_BASE_URL": f"http://127.0.0.1:{proxy_port}/v1",
+        "CHAT_RATE_CONNECTS_PER_CLIENT": "0",
+        "CHAT_RATE_MESSAGES_PER_CLIENT": "0",
+        "QDRANT_LOCAL_ENGINE": args.engine,
+    }
+    if args.mode:
+        overrides["ASSISTANT_MODE"] = args.mode
+    if args.decision:
+        overrides["ASSISTANT_DECISION"] = args.decision
+    env = bench_environment(**overrides)
     prepare_database()
     origin = f"http://127.0.0.1:{web_port}"
     tenant, key = create_tenant(origin)
@@ -445,7 +470,9 @@ def main() -> None:
         web = start_uvicorn(web_port, env)
         print(
             f"LLM server :{llm_port} (LLM_THREADS={os.environ.get('LLM_THREADS', 'auto')}), "
-            f"uvicorn :{web_port}, decision={env['ASSISTANT_DECISION']}, "
+            f"uvicorn :{web_port}, mode={env.get('ASSISTANT_MODE', 'grounded (default)')}, "
+            f"decision={env.get('ASSISTANT_DECISION', 'answerability (default)')}, "
+            f"prompt cache={'evicted' if args.cold else 'system prompt kept'}, "
             f"engine={args.engine}, embeddings={os.environ.get('EMBEDDING_BACKEND', 'default')}, "
             f"{args.questions} questions, {len(KNOWLEDGE)} documents"
         )

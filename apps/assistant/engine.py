@@ -42,6 +42,10 @@ Emit = Callable[[str], Awaitable[None]]
 # `manage.py evaluate_answers`; docs/chat.md has the numbers).
 COSINE_FLOOR, COSINE_CEILING = 0.2, 0.65
 WEIGHT_COSINE, WEIGHT_KEYWORDS, WEIGHT_COVERAGE = 0.5, 0.25, 0.25
+# Taken off for each question word the knowledge never uses (nor a synonym: "kids", "rent",
+# "hiring"), at most MISSING_MAX; and when a "how much" question finds no amount.
+MISSING_PENALTY, MISSING_MAX = 0.1, 0.3
+NO_AMOUNT_PENALTY = 0.2
 # How much the guard's verdict moves the stored score once the model has answered.
 WEIGHT_GUARD = 0.2
 # An answer whose best sentence is this much less related to the question than the best
@@ -175,7 +179,7 @@ async def decide_action(request: Request, chunks: list[Any]) -> tuple[str, str]:
 # --- Answerability ----------------------------------------------------------------------------
 
 
-def answerability(found: Evidence) -> tuple[float, dict[str, float]]:
+def answerability(found: Evidence) -> tuple[float, dict[str, Any]]:
     """How sure the knowledge answers the question, 0-1, and the signals it came from."""
     best = found.best
     if best is None:
@@ -183,12 +187,19 @@ def answerability(found: Evidence) -> tuple[float, dict[str, float]]:
     cosine = min(1.0, max(0.0, (best.cosine - COSINE_FLOOR) / (COSINE_CEILING - COSINE_FLOOR)))
     keywords = min(1.0, best.keywords)
     score = WEIGHT_COSINE * cosine + WEIGHT_KEYWORDS * keywords + WEIGHT_COVERAGE * found.coverage
-    signals = {
+    score -= min(MISSING_MAX, MISSING_PENALTY * len(found.missing))
+    if found.wanted_type_found is False:
+        score -= NO_AMOUNT_PENALTY
+    signals: dict[str, Any] = {
         "cosine": round(best.cosine, 3),
         "keywords": round(best.keywords, 3),
         "coverage": round(found.coverage, 3),
     }
-    return round(score, 3), signals
+    if found.missing:
+        signals["missing"] = found.missing[:5]
+    if found.wanted_type_found is not None:
+        signals["amount_found"] = found.wanted_type_found
+    return round(max(0.0, score), 3), signals
 
 
 def threshold_for(tenant: Any) -> float:

@@ -8,6 +8,7 @@ answerability score starts from how well the best unit matches the question.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import threading
@@ -42,11 +43,34 @@ EMBED_WORDS = 40
 EXTRACTIVE_MARGIN = 0.12
 EXTRACTIVE_MAX_UNITS = 3
 EXTRACTIVE_MAX_CHARS = 600
+# The sentence right after the best one often completes it ("...free of charge up to 24 hours
+# before. After that, a $25 fee applies."): it joins within this wider margin.
+FOLLOW_UP_MARGIN = 0.4
 # A whole list is one unit too (so "how do I start a return" gets the steps), when short.
 LIST_MAX_ITEMS = 8
 LIST_MAX_CHARS = 700
 # A curated answer (an agent's correction) this similar to the question is the answer.
 CURATED_MIN_SCORE = 0.8
+# A question word the retrieved knowledge never uses (nor a typo of one) is "missing" unless a
+# word of the best chunks means nearly the same (word cosine at least this: "bitcoin" ~
+# "cryptocurrency" 0.71, "bought" ~ "purchased" 0.91; "kids" ~ "bikes" 0.33, "rent" ~
+# "financing" 0.48). Hybrid retrieval brings up any chunk that uses a rare word, so a word absent
+# from all retrieved chunks is, in practice, absent from the knowledge.
+SYNONYM_COSINE = 0.6
+SYNONYM_CHUNKS = 3
+SYNONYM_MAX_WORDS = 240
+TYPO_SIMILARITY = 0.8
+# Words of a question that never decide what it asks ("what does", "I'd like", "still", "now").
+_GENERIC_TEXT = """
+    what whats does do did doing done get gets got getting like it its it's now about just been
+    be being should would could can will shall may might must i'm i'd i've i'll don't doesn't
+    didn't hasn't haven't havent isn't aren't won't can't cannot ok okay please hi hello hey
+    thanks thank anything something anyone someone another other way thing things much many lot
+    lots really also still already yet need want know tell help make use go going come take put
+    give keep let say see look find try ago today tomorrow yesterday time day week month year
+    hour minute last next first new old good bad big small too very
+"""
+GENERIC_WORDS = frozenset(grounding.stem(w) for w in _GENERIC_TEXT.split())
 
 
 @dataclass
@@ -71,6 +95,10 @@ class Evidence:
     units: list[Unit] = field(default_factory=list)  # best first
     question_words: set[str] = field(default_factory=set)
     coverage: float = 0.0  # share of the question's content words found in the top chunks
+    # Question words the retrieved knowledge never uses, nor a synonym or typo of them.
+    missing: list[str] = field(default_factory=list)
+    # For "how much"/"cost" questions: whether a top unit holds an amount (None: not asked).
+    wanted_type_found: bool | None = None
 
     @property
     def best(self) -> Unit | None:
@@ -265,7 +293,15 @@ def gather(
         ),
         reverse=True,
     )
-    units = units[:EMBEDDED_UNITS]
+    # The likeliest units, and the sentence right after each of the top three (it may complete
+    # one: see FOLLOW_UP_MARGIN).
+    following = {(u.chunk, u.position): u for u in units if u.kind == "sentence"}
+    head = units[:EMBEDDED_UNITS]
+    for unit in head[:3]:
+        nxt = following.get((unit.chunk, unit.position + 1))
+        if unit.kind == "sentence" and nxt is not None and nxt not in head:
+            head.append(nxt)
+    units = head
     headings = sorted({u.heading.split(" > ")[-1] for u in units if u.heading})
     texts = [" ".join(u.plain.split()[:EMBED_WORDS]) for u in units]
     vectors = embed_texts([*texts, *headings], encode)
@@ -293,7 +329,74 @@ def gather(
             *(grounding.content_words(c.text) | title_words[i] for i, c in enumerate(chunks[:3]))
         )
         evidence.coverage = len(q_words & top) / len(q_words)
+    evidence.missing = missing_terms(question=question, chunks=chunks, encode=encode)
+    if _PRICE_QUESTION.search(question or ""):
+        evidence.wanted_type_found = any(_AMOUNT.search(u.plain) for u in units[:3])
     return evidence
+
+
+_PRICE_QUESTION = re.compile(r"\bhow\s+much\b|\b(?:cost|price|fee)s?\b", re.I)
+
+
+def _covered_by_parts(word: str, vocabulary: set[str]) -> bool:
+    """ "ebike" = "e" + "bike", "tuneup" = "tune" + "up": a compound of known words."""
+    for cut in range(1, len(word)):
+        head, tail = word[:cut], word[cut:]
+        if (len(head) == 1 or head in vocabulary) and grounding.stem(tail) in vocabulary:
+            return True
+    return False
+
+
+def missing_terms(
+    *, question: str, chunks: Sequence[Any], encode: Any, limit_chunks: int = SYNONYM_CHUNKS
+) -> list[str]:
+    """The question's words (as the customer wrote them) that the retrieved chunks never use,
+    nor a typo, compound or close synonym of them: "Do you sell kids bikes?" -> ["kids"]."""
+    texts = [
+        f"{getattr(c, 'text', '')} {getattr(c, 'title', '')} "
+        f"{' '.join(getattr(c, 'heading_path', None) or [])}"
+        for c in chunks
+    ]
+    vocabulary = set().union(*(grounding.content_words(t) for t in texts)) if texts else set()
+    flat = {v.replace("-", "") for v in vocabulary}
+    asked: dict[str, str] = {}
+    for surface in grounding.words(_QUESTION_FORM.sub(" ", question or "")):
+        stem = grounding.stem(surface)
+        if (
+            stem in vocabulary
+            or stem in GENERIC_WORDS
+            or surface in grounding.STOPWORDS
+            or len(surface) < 2
+            or any(ch.isdigit() for ch in surface)
+            or "'" in surface
+            or stem.replace("-", "") in flat
+        ):
+            continue
+        asked.setdefault(stem, surface)
+    unknown = []
+    for stem, surface in asked.items():
+        if len(stem) >= 4 and difflib.get_close_matches(
+            stem, [v for v in vocabulary if v[:1] == stem[:1]], n=1, cutoff=TYPO_SIMILARITY
+        ):
+            continue
+        if _covered_by_parts(surface.replace("-", ""), vocabulary):
+            continue
+        unknown.append(surface)
+    if not unknown:
+        return []
+    near: list[str] = []
+    for text in texts[:limit_chunks]:
+        for surface in grounding.words(text):
+            if surface not in grounding.STOPWORDS and len(surface) > 2 and surface not in near:
+                near.append(surface)
+    near = [w for w in near if not w.isdigit()][:SYNONYM_MAX_WORDS]
+    if not near:
+        return unknown
+    vectors = embed_texts([*unknown, *near], encode)
+    similarity = vectors[: len(unknown)] @ vectors[len(unknown) :].T
+    return [
+        w for w, row in zip(unknown, similarity, strict=True) if float(row.max()) < SYNONYM_COSINE
+    ]
 
 
 def select(evidence: Evidence, *, max_units: int = EXTRACTIVE_MAX_UNITS) -> list[Unit]:
@@ -306,7 +409,24 @@ def select(evidence: Evidence, *, max_units: int = EXTRACTIVE_MAX_UNITS) -> list
         return [best]
     chosen = [best]
     length = len(best.text)
+    follow_up = next(
+        (
+            u
+            for u in evidence.units[1:]
+            if best.kind == "sentence"
+            and u.kind == "sentence"
+            and u.chunk == best.chunk
+            and u.position == best.position + 1
+            and u.score >= best.score - FOLLOW_UP_MARGIN
+        ),
+        None,
+    )
+    if follow_up is not None and length + len(follow_up.text) <= EXTRACTIVE_MAX_CHARS:
+        chosen.append(follow_up)
+        length += len(follow_up.text)
     for unit in evidence.units[1:]:
+        if unit in chosen:
+            continue
         if len(chosen) >= max_units or unit.score < best.score - EXTRACTIVE_MARGIN:
             break
         if length + len(unit.text) > EXTRACTIVE_MAX_CHARS:

@@ -166,6 +166,11 @@ def _stem(word: str) -> str:
     return _stemmer().stemWord(word)
 
 
+def stem(word: str) -> str:
+    """The word's Snowball stem, lower-case ("refunds" -> "refund")."""
+    return _stem(word.lower())
+
+
 def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 

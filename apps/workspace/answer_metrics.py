@@ -520,6 +520,10 @@ class AnswerRecord:
     first_token_ms: int | None = None
     total_ms: int | None = None
     error: str = ""
+    # What the engine based its decision on (for calibrating the answerability threshold).
+    answerability: float | None = None
+    reason: str = ""
+    signals: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -260,6 +260,9 @@ def record_for(
     record.content = answer.content or ""
     record.decision = answer.decision or ""
     record.outcome = str(grounding.get("outcome") or "")
+    record.reason = str(grounding.get("reason") or "")
+    record.signals = dict(grounding.get("signals") or {})
+    record.answerability = answer.answerability
     record.cited_documents = cited
     record.citations = len(citations)
     record.sources_text = text
@@ -348,6 +351,9 @@ def report(*, tenant: Tenant, scores: dict[str, list[metrics.AnswerScore]]) -> d
                 "markup": score.markup,
                 "first_token_ms": record.first_token_ms,
                 "total_ms": record.total_ms,
+                "answerability": record.answerability,
+                "reason": record.reason,
+                "signals": record.signals,
                 "error": record.error,
                 "failures": score.failures,
             }
