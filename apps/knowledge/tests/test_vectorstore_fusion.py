@@ -60,3 +60,30 @@ def test_fusion_does_not_change_its_inputs():
 def test_bad_fusion_settings_are_refused(kwargs):
     with pytest.raises(ValueError):
         HybridFusion(**kwargs)
+
+
+def test_score_margin_compares_the_best_with_the_fifth():
+    from apps.knowledge.vectorstore.base import score_margin
+
+    five = ranked("dense", ("a", 1.0), ("b", 0.9), ("c", 0.8), ("d", 0.7), ("e", 0.6), ("f", 0.1))
+    assert score_margin(five) == pytest.approx(0.4)
+    assert score_margin(ranked("sparse", ("a", 10.0), ("b", 5.0))) == pytest.approx(0.5)
+    assert score_margin([]) == 0.0
+    assert score_margin(ranked("dense", ("a", -0.2), ("b", -0.3))) == 0.0
+
+
+def test_adaptive_fusion_leans_towards_the_more_decided_retriever():
+    # Dense hardly separates its hits (margin 0.2); sparse clearly prefers d (margin 0.75).
+    dense = ranked("dense", ("a", 0.50), ("b", 0.45), ("c", 0.40))
+    sparse = ranked("sparse", ("d", 8.0), ("a", 2.0))
+    fixed = HybridFusion("convex", dense_weight=0.6)
+    adaptive = HybridFusion("convex", dense_weight=0.6, adaptive=0.5)
+    assert fixed.weight_for(dense, sparse) == 0.6
+    assert adaptive.weight_for(dense, sparse) == pytest.approx(0.6 + 0.5 * (0.2 - 0.75))
+    assert fuse(dense, sparse, limit=4, fusion=fixed)[0].id == "a"
+    assert fuse(dense, sparse, limit=4, fusion=adaptive)[0].id == "d"
+    # The weight stays within its bounds, and one empty list leaves it alone.
+    assert HybridFusion(dense_weight=0.6, adaptive=10.0).weight_for(dense, sparse) == 0.1
+    assert adaptive.weight_for(dense, []) == 0.6
+    with pytest.raises(ValueError):
+        HybridFusion(adaptive=-1.0)

@@ -123,11 +123,17 @@ class HybridFusion:
     ``convex``: each list's scores min-max normalised over its candidates, then
     ``dense_weight * dense + (1 - dense_weight) * sparse``. ``rrf``: the same weights on
     reciprocal ranks, ``1 / (rrf_k + rank)``. A hit missing from one list gets 0 from it.
+
+    ``adaptive`` moves the dense weight per query towards the more decided retriever:
+    ``dense_weight + adaptive * (margin(dense) - margin(sparse))``, kept within
+    ``ADAPTIVE_BOUNDS``, where a list's margin is how far its best score stands above its
+    fifth, relative to the best (:func:`score_margin`). 0 keeps the weight fixed.
     """
 
     method: FusionMethod = "convex"
     dense_weight: float = 0.8
     rrf_k: int = RRF_K
+    adaptive: float = 0.0
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
@@ -136,9 +142,39 @@ class HybridFusion:
             raise ValueError("dense_weight must be between 0 and 1")
         if self.rrf_k < 1:
             raise ValueError("rrf_k must be at least 1")
+        if self.adaptive < 0:
+            raise ValueError("adaptive must not be negative")
+
+    def weight_for(
+        self, dense_hits: Sequence[SearchHit], sparse_hits: Sequence[SearchHit]
+    ) -> float:
+        """The dense weight for this query (``dense_weight`` unless ``adaptive``)."""
+        if not self.adaptive or not dense_hits or not sparse_hits:
+            return self.dense_weight
+        shift = self.adaptive * (score_margin(dense_hits) - score_margin(sparse_hits))
+        low, high = ADAPTIVE_BOUNDS
+        return min(high, max(low, self.dense_weight + shift))
 
 
 DEFAULT_FUSION = HybridFusion()
+
+# Adaptive fusion: the rank a list's best score is compared with, and the range the dense
+# weight may move in (neither retriever is ever switched off).
+MARGIN_RANK = 5
+ADAPTIVE_BOUNDS = (0.1, 0.9)
+
+
+def score_margin(ranked: Sequence[SearchHit]) -> float:
+    """``(best - fifth best) / best`` of a ranking's scores (0 when the best is not positive):
+    how clearly the retriever prefers its first hit over the rest."""
+    if not ranked:
+        return 0.0
+    best = ranked[0].score
+    if best <= 0:
+        return 0.0
+    other = ranked[min(MARGIN_RANK, len(ranked)) - 1].score
+    return (best - other) / best
+
 
 # What backends get to search with: vectors by retriever name, and a function that picks the
 # hits to return from the rankings by retriever name (see VectorStore._query).
@@ -224,9 +260,10 @@ def fuse(
     """
     scores: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}
+    dense_weight = fusion.weight_for(dense_hits, sparse_hits)
     for name, ranked, weight in (
-        (DENSE_VECTOR, dense_hits, fusion.dense_weight),
-        (SPARSE_VECTOR, sparse_hits, 1 - fusion.dense_weight),
+        (DENSE_VECTOR, dense_hits, dense_weight),
+        (SPARSE_VECTOR, sparse_hits, 1 - dense_weight),
     ):
         if fusion.method == "convex":
             contribution = _minmax(ranked)
