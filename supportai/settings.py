@@ -361,10 +361,27 @@ KNOWLEDGE_EMBED_BATCH_SIZE = _int("KNOWLEDGE_EMBED_BATCH_SIZE", 64, minimum=1)
 KNOWLEDGE_SEARCH_PREFETCH = _int("KNOWLEDGE_SEARCH_PREFETCH", 40, minimum=1)
 # Hybrid search: "convex" (min-max normalised scores, dense weighted) or "rrf" (reciprocal rank).
 KNOWLEDGE_HYBRID_FUSION = _choice("KNOWLEDGE_HYBRID_FUSION", "convex", {"convex", "rrf"})
-KNOWLEDGE_HYBRID_DENSE_WEIGHT = _float("KNOWLEDGE_HYBRID_DENSE_WEIGHT", 0.8)
+KNOWLEDGE_HYBRID_DENSE_WEIGHT = _float("KNOWLEDGE_HYBRID_DENSE_WEIGHT", 0.6)
 if KNOWLEDGE_HYBRID_DENSE_WEIGHT > 1:
     raise ImproperlyConfigured("KNOWLEDGE_HYBRID_DENSE_WEIGHT must be between 0 and 1")
 KNOWLEDGE_RRF_K = _int("KNOWLEDGE_RRF_K", 60, minimum=1)
+# Per query, the dense weight moves by this x (dense margin - sparse margin) towards the
+# retriever that is more decided (HybridFusion.adaptive; 0 = fixed weight).
+KNOWLEDGE_HYBRID_ADAPTIVE = _float("KNOWLEDGE_HYBRID_ADAPTIVE", 1.0)
+# Hybrid results are reranked (fused score + exact-phrase matches; docs/retrieval.md) over this
+# many fused candidates.
+KNOWLEDGE_RERANK = _bool("KNOWLEDGE_RERANK", True)
+KNOWLEDGE_RERANK_DEPTH = _int("KNOWLEDGE_RERANK_DEPTH", 40, minimum=1)
+# Embed every chunk's sentence windows at ingestion for the rerank's max-sim signal. Off: it
+# more than doubles embedding time and did not help on average (docs/retrieval.md).
+KNOWLEDGE_RERANK_WINDOWS = _bool("KNOWLEDGE_RERANK_WINDOWS", False)
+# Query side: a message with a scenario and a question sentence. Dense: the query vector is
+# embed(message) + this weight x embed(question sentence). Sparse: words only the scenario has
+# weigh this much (question words weigh 1).
+KNOWLEDGE_QUERY_QUESTION_WEIGHT = _float("KNOWLEDGE_QUERY_QUESTION_WEIGHT", 0.5)
+KNOWLEDGE_QUERY_CONTEXT_WEIGHT = _float("KNOWLEDGE_QUERY_CONTEXT_WEIGHT", 0.3)
+if not 0 <= KNOWLEDGE_QUERY_CONTEXT_WEIGHT <= 1:
+    raise ImproperlyConfigured("KNOWLEDGE_QUERY_CONTEXT_WEIGHT must be between 0 and 1")
 # Sparse vectors: Snowball stemmer language ("" = none) and the title counted twice. Both are
 # recorded on each index; changing them takes effect for indexes built afterwards (reindex).
 KNOWLEDGE_SPARSE_STEMMER = env.str("KNOWLEDGE_SPARSE_STEMMER", default="english").strip()

@@ -18,7 +18,7 @@ import re
 import threading
 import unicodedata
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
@@ -273,6 +273,16 @@ class SparseEncoder:
         """Weight 1 per unique query term (IDF comes from the index)."""
         ids = {self.term_id(t) for t in self.tokenize(text)}
         return _sorted_vector(dict.fromkeys(ids, 1.0))
+
+    def encode_weighted_query(self, weights: Mapping[str, float]) -> SparseVector:
+        """Query vector from already tokenized terms and their weights (a term id shared by
+        two terms keeps the larger weight); zero weights are left out."""
+        out: dict[int, float] = {}
+        for term, weight in weights.items():
+            if weight > 0:
+                tid = self.term_id(term)
+                out[tid] = max(out.get(tid, 0.0), float(weight))
+        return _sorted_vector(out)
 
 
 def _sorted_vector(weights: dict[int, float]) -> SparseVector:

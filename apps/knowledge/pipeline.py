@@ -30,6 +30,7 @@ from apps.knowledge import runtime
 from apps.knowledge.chunking import Chunk as ChunkSpec
 from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
 from apps.knowledge.parsing import ParsedDocument, ParseError, ParseLimits, Section, parse_document
+from apps.knowledge.rerank import WINDOWS_FIELD, pack_vectors, window_texts
 from apps.knowledge.vectorstore.base import ChunkPoint, CollectionNotFoundError, chunk_payload
 
 logger = logging.getLogger(__name__)
@@ -451,6 +452,7 @@ class Indexer:
                 for spec in plan.new
             ]
         sparse = self.sparse.encode_documents(sparse_texts)
+        windows = self._window_vectors(specs)
         rows: list[Chunk] = []
         points: list[ChunkPoint] = []
         i = 0
@@ -486,6 +488,7 @@ class Indexer:
                     url=url,
                     heading_path=spec.heading_path,
                     version=version,
+                    **({WINDOWS_FIELD: windows[i]} if windows[i] else {}),
                 )
                 points.append(
                     ChunkPoint(
@@ -512,6 +515,20 @@ class Indexer:
         self.stats.documents_changed += len(plans)
         if self.on_flush is not None:
             self.on_flush(self.stats)
+
+    def _window_vectors(self, specs: Sequence[ChunkSpec]) -> list[str]:
+        """Each chunk's sentence windows, embedded in one batch and packed for the payload
+        (the rerank's max-sim); "" for every chunk when the index does not keep them."""
+        if not self.chunking.get("rerank_windows"):
+            return [""] * len(specs)
+        texts: list[str] = []
+        bounds: list[tuple[int, int]] = []
+        for spec in specs:
+            windows = window_texts(spec.text, spec.heading_path)
+            bounds.append((len(texts), len(texts) + len(windows)))
+            texts.extend(windows)
+        vectors = self.embedder.embed_documents(texts, batch_size=self.batch_size)
+        return [pack_vectors(vectors[a:b]) if b > a else "" for a, b in bounds]
 
     def _apply(self, plans: list[_Plan], rows: list[Chunk]) -> list[str]:
         stale_ids: list[str] = []

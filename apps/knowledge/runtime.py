@@ -114,6 +114,7 @@ def chunking_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "title_in_embed": settings.KNOWLEDGE_TITLE_IN_EMBED,
         "sparse_stemmer": settings.KNOWLEDGE_SPARSE_STEMMER,
         "sparse_title_boost": settings.KNOWLEDGE_SPARSE_TITLE_BOOST,
+        "rerank_windows": settings.KNOWLEDGE_RERANK_WINDOWS,
     }
     config.update(overrides or {})
     return config

@@ -7,18 +7,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db.models import QuerySet
 
 from apps.core.errors import TenantScopeError
 from apps.knowledge import runtime
 from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
+from apps.knowledge.rerank import (
+    QueryParts,
+    RerankQuery,
+    RerankWeights,
+    mix_query_vectors,
+    split_query,
+    weighted_query_terms,
+)
+from apps.knowledge.rerank import rerank as rerank_hits
 from apps.knowledge.vectorstore.base import (
     SEARCH_MODES,
     CollectionNotFoundError,
     HybridFusion,
     SearchHit,
     SearchScope,
+    SparseVector,
     VectorStore,
 )
 
@@ -27,6 +38,9 @@ logger = logging.getLogger(__name__)
 # Extra candidates asked of the store, so points without a row (a sync that died between its
 # two writes) can be dropped without returning fewer results than asked for.
 OVERFETCH = 4
+
+# The rerank's blend, chosen on every evaluation set together (docs/retrieval.md).
+RERANK_WEIGHTS = RerankWeights()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +82,47 @@ def search_scope(*, tenant: Any, access_groups: Iterable[str] | None) -> SearchS
     return SearchScope(tenant_id=str(tenant.public_id), access_groups=groups)
 
 
+@dataclass(frozen=True, slots=True)
+class ShapedQuery:
+    """What the retrievers and the rerank search with (see :func:`shape_query`)."""
+
+    parts: QueryParts
+    dense: np.ndarray | None
+    sparse: SparseVector | None
+    question_vector: np.ndarray | None
+
+
+def shape_query(*, query: str, mode: str, index: KnowledgeIndex) -> ShapedQuery:
+    """Query vectors with the question sentence weighed above the scenario around it.
+
+    Dense: the message's vector plus `KNOWLEDGE_QUERY_QUESTION_WEIGHT` x the question
+    sentence's, normalised. Sparse: every term weighs 1, except terms only the scenario has
+    (`KNOWLEDGE_QUERY_CONTEXT_WEIGHT`). A one-sentence message is searched as it is.
+    """
+    parts = split_query(query)
+    dense = sparse = question_vector = None
+    if mode in ("hybrid", "dense"):
+        embedder = runtime.get_embedder(index.embedding_model_path or None)
+        dense = embedder.embed_query(query)
+        question_vector = dense
+        if parts.context:
+            question_vector = embedder.embed_query(parts.question)
+            dense = mix_query_vectors(
+                dense, question_vector, settings.KNOWLEDGE_QUERY_QUESTION_WEIGHT
+            )
+    if mode in ("hybrid", "sparse"):
+        encoder = runtime.sparse_encoder_for(index.chunking)
+        if parts.context:
+            sparse = encoder.encode_weighted_query(
+                weighted_query_terms(
+                    parts, encoder.tokenize, settings.KNOWLEDGE_QUERY_CONTEXT_WEIGHT
+                )
+            )
+        else:
+            sparse = encoder.encode_query(query)
+    return ShapedQuery(parts=parts, dense=dense, sparse=sparse, question_vector=question_vector)
+
+
 def raw_search(
     *,
     scope: SearchScope,
@@ -76,43 +131,55 @@ def raw_search(
     limit: int,
     store: VectorStore | None = None,
     index: KnowledgeIndex | None = None,
+    rerank: bool | None = None,
 ) -> list[SearchHit]:
     """Points for `query` from the serving collection, scoped. Used by chunk_search and tools.
 
     Hybrid runs the dense and the sparse retriever (each `KNOWLEDGE_SEARCH_PREFETCH` deep,
     one engine call through the store's scope filter) and fuses them with the configured
     fusion (docs/retrieval.md): "convex" = weighted sum of min-max normalised scores, "rrf" =
-    weighted reciprocal-rank fusion.
+    weighted reciprocal-rank fusion. With `rerank` (default `KNOWLEDGE_RERANK`) the best
+    `KNOWLEDGE_RERANK_DEPTH` fused candidates are re-scored (`apps.knowledge.rerank`); the
+    rerank only reorders what the scoped search returned.
     """
     store = store or runtime.get_store()
     index = index or serving_index(store)
     if index is None:
         return []
-    dense = sparse = None
-    if mode in ("hybrid", "dense"):
-        dense = runtime.get_embedder(index.embedding_model_path or None).embed_query(query)
-    if mode in ("hybrid", "sparse"):
-        sparse = runtime.sparse_encoder_for(index.chunking).encode_query(query)
+    if rerank is None:
+        rerank = settings.KNOWLEDGE_RERANK
+    rerank = rerank and mode == "hybrid"
+    shaped = shape_query(query=query, mode=mode, index=index)
     fusion = HybridFusion(
         method=settings.KNOWLEDGE_HYBRID_FUSION,
         dense_weight=settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT,
         rrf_k=settings.KNOWLEDGE_RRF_K,
+        adaptive=settings.KNOWLEDGE_HYBRID_ADAPTIVE,
     )
+    depth = max(limit, settings.KNOWLEDGE_RERANK_DEPTH) if rerank else limit
     try:
         with runtime.store_session() as session:
-            return session.search(
+            hits = session.search(
                 index.collection,
                 scope=scope,
-                dense=dense,
-                sparse=sparse,
+                dense=shaped.dense,
+                sparse=shaped.sparse,
                 mode=mode,  # type: ignore[arg-type]
-                limit=limit,
-                prefetch_limit=settings.KNOWLEDGE_SEARCH_PREFETCH,
+                limit=depth,
+                prefetch_limit=max(settings.KNOWLEDGE_SEARCH_PREFETCH, depth),
                 fusion=fusion,
             )
     except CollectionNotFoundError:
         logger.warning("collection %s is missing; nothing to search", index.collection)
         return []
+    if not rerank:
+        return hits
+    return rerank_hits(
+        hits,
+        query=RerankQuery(parts=shaped.parts, vector=shaped.question_vector),
+        weights=RERANK_WEIGHTS,
+        limit=limit,
+    )
 
 
 def chunk_search(
@@ -122,12 +189,14 @@ def chunk_search(
     access_groups: Iterable[str] | None = None,
     limit: int = 6,
     mode: str = "hybrid",
+    rerank: bool | None = None,
 ) -> list[RetrievedChunk]:
     """The tenant's chunks that best answer `query`, best first.
 
     Always filtered to `tenant` and to what `access_groups` may see (public documents plus
     those shared with one of the groups; `None` means an anonymous customer: public only).
-    `mode` is "hybrid" (dense + sparse, fused as configured), "dense" or "sparse".
+    `mode` is "hybrid" (dense + sparse, fused as configured, then reranked unless `rerank`
+    is False or `KNOWLEDGE_RERANK` is off), "dense" or "sparse".
     """
     scope = search_scope(tenant=tenant, access_groups=access_groups)
     if mode not in SEARCH_MODES:
@@ -135,7 +204,7 @@ def chunk_search(
     query = (query or "").strip()
     if not query or limit < 1:
         return []
-    hits = raw_search(scope=scope, query=query, mode=mode, limit=limit + OVERFETCH)
+    hits = raw_search(scope=scope, query=query, mode=mode, limit=limit + OVERFETCH, rerank=rerank)
     return hits_to_chunks(tenant=tenant, hits=hits, limit=limit, mode=mode)
 
 
