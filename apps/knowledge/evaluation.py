@@ -7,16 +7,28 @@ the best rank), so a metric@k looks at the k best distinct entries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 K_VALUES = (1, 5, 10)
+
+# What `evaluate_retrieval` compares by default: the product's retrieval (hybrid, reranked)
+# against hybrid without the rerank and each single retriever.
+DEFAULT_MODES = ("hybrid+rerank", "hybrid", "dense", "sparse")
+RERANK_SUFFIX = "+rerank"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The public sets (README in each folder); the demo set ships with the repository.
+DATASETS_DIR = REPO_ROOT.parent / "shared" / "datasets"
+DEMO_DIR = REPO_ROOT / "apps" / "tenants" / "demo"
+SET_NAMES = ("stackfaq", "or_sharc_dev", "demo")
 
 
 def dedupe(ranked: Iterable[str]) -> list[str]:
@@ -105,6 +117,55 @@ def load_questions(path: str | Path, limit: int | None = None) -> list[Question]
     ]
 
 
+# --------------------------------------------------------------------------- named sets
+
+
+@dataclass
+class EvaluationSet:
+    name: str
+    corpus: list[CorpusEntry]
+    questions: list[Question]
+
+
+def demo_set(demo_dir: Path = DEMO_DIR) -> EvaluationSet:
+    """The demo tenant's help articles and the answerable questions of its answer set.
+
+    Each article is one corpus entry, keyed by its file name (what `article` names) and titled
+    as `seed_demo` names its source; a question is answered by its article.
+    """
+    corpus = [
+        CorpusEntry(
+            id=article.name,
+            title=article.stem.replace("-", " ").replace("_", " ").title(),
+            text=article.read_text(encoding="utf-8"),
+        )
+        for article in sorted((demo_dir / "knowledge").glob("*.md"))
+    ]
+    questions = [
+        Question(id=f"demo-{n}", question=row["question"], gold_ids={row["article"]})
+        for n, row in enumerate(read_jsonl(demo_dir / "answers.jsonl"), start=1)
+        if row.get("answerable") and row.get("article")
+    ]
+    return EvaluationSet(name="demo", corpus=corpus, questions=questions)
+
+
+def load_set(
+    name: str, *, datasets_dir: Path = DATASETS_DIR, limit: int | None = None
+) -> EvaluationSet:
+    """A set by name: "demo", or a folder of `datasets_dir` with corpus.jsonl/questions.jsonl."""
+    if name == "demo":
+        named = demo_set()
+        if limit:
+            named.questions = named.questions[:limit]
+        return named
+    folder = Path(datasets_dir) / name
+    return EvaluationSet(
+        name=name,
+        corpus=load_corpus(folder / "corpus.jsonl"),
+        questions=load_questions(folder / "questions.jsonl", limit),
+    )
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -118,6 +179,7 @@ class EvaluationResult:
     search_seconds: dict[str, float]
     config: dict[str, Any]
     runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    name: str = ""
 
     def as_dict(self, *, with_runs: bool = True) -> dict[str, Any]:
         data = self.__dict__.copy()
@@ -128,31 +190,30 @@ class EvaluationResult:
     def table(self) -> str:
         names = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10"]
         lines = [
-            "| mode | " + " | ".join(names) + " |",
-            "|---|" + "---:|" * len(names),
+            "| mode | " + " | ".join(names) + " | ms/query |",
+            "|---|" + "---:|" * (len(names) + 1),
         ]
         for mode, values in self.metrics.items():
-            lines.append(f"| {mode} | " + " | ".join(f"{values[n]:.3f}" for n in names) + " |")
+            ms = self.search_seconds.get(mode, 0.0) * 1000
+            cells = " | ".join(f"{values[n]:.3f}" for n in names)
+            lines.append(f"| {mode} | {cells} | {ms:.1f} |")
         return "\n".join(lines)
 
 
-def evaluate(
-    *,
-    corpus: list[CorpusEntry],
-    questions: list[Question],
-    modes: Sequence[str] = ("hybrid", "dense", "sparse"),
-    depth: int = 10,
-    log: Callable[[str], None] = lambda _msg: None,
-) -> EvaluationResult:
-    """Ingest `corpus` into a throw-away tenant through the real pipeline, run every question
-    in every mode, score, and delete the tenant and its points again."""
-    from django.conf import settings
-    from django.test import override_settings
+def parse_mode(mode: str) -> tuple[str, str, bool]:
+    """ "hybrid-rrf+rerank" -> ("hybrid", "rrf", True): search mode, fusion override, rerank."""
+    rerank = mode.endswith(RERANK_SUFFIX)
+    base = mode.removesuffix(RERANK_SUFFIX)
+    search_mode, _, fusion = base.partition("-")
+    return search_mode, fusion, rerank
 
-    from apps.knowledge import runtime
+
+@contextlib.contextmanager
+def ingested(corpus: list[CorpusEntry]) -> Iterator[tuple[Any, dict[int, str], Any]]:
+    """`corpus` in a throw-away tenant through the real pipeline, deleted (rows and points)
+    afterwards; yields the tenant, corpus ids by document pk, and the sync statistics."""
     from apps.knowledge.models import Document, Source
     from apps.knowledge.pipeline import DocumentInput, Indexer, active_index
-    from apps.knowledge.selectors import chunk_search
     from apps.knowledge.services import source_delete
     from apps.tenants.services import tenant_create
 
@@ -162,51 +223,88 @@ def evaluate(
         source = Source.objects.create(
             tenant=tenant, kind=Source.Kind.TEXT, name="Evaluation corpus", text="(evaluation)"
         )
-        started = time.perf_counter()
         indexer = Indexer(source=source, index=active_index())
         for entry in corpus:
             indexer.add(
                 DocumentInput(
                     key=entry.id,
-                    filename=f"{entry.id}.md",
+                    filename=entry.id if entry.id.endswith(".md") else f"{entry.id}.md",
                     data=entry.text.encode("utf-8"),
                     title=entry.title,
                     url=entry.url or "",
                 )
             )
         stats = indexer.finish()
-        ingest_seconds = time.perf_counter() - started
-        chunks = stats.chunks_embedded
-        log(f"ingested {len(corpus)} entries ({chunks} chunks) in {ingest_seconds:.1f} s")
         key_of = dict(
             Document.objects.for_tenant(tenant).filter(source=source).values_list("pk", "key")
         )
+        yield tenant, key_of, stats
+    finally:
+        if source is not None:
+            source_delete(tenant=tenant, source=source)
+        tenant.delete()
+
+
+def evaluate(
+    *,
+    corpus: list[CorpusEntry],
+    questions: list[Question],
+    modes: Sequence[str] = DEFAULT_MODES,
+    depth: int = 10,
+    name: str = "",
+    log: Callable[[str], None] = lambda _msg: None,
+) -> EvaluationResult:
+    """Ingest `corpus` into a throw-away tenant through the real pipeline, run every question
+    in every mode, score, and delete the tenant and its points again.
+
+    Modes: "hybrid", "dense", "sparse"; "hybrid-rrf" / "hybrid-convex" force that fusion; a
+    "+rerank" suffix turns the reranking stage on (without it, it is off).
+    """
+    from django.conf import settings
+    from django.test import override_settings
+
+    from apps.knowledge import runtime
+    from apps.knowledge.pipeline import active_index
+    from apps.knowledge.selectors import chunk_search
+
+    started = time.perf_counter()
+    with ingested(corpus) as (tenant, key_of, stats):
+        ingest_seconds = time.perf_counter() - started
+        chunks = stats.chunks_embedded
+        label = name or "corpus"
+        log(f"{label}: ingested {len(corpus)} entries ({chunks} chunks) in {ingest_seconds:.1f} s")
         qrels = {q.id: q.gold_ids for q in questions}
         metrics: dict[str, dict[str, float]] = {}
         timings: dict[str, float] = {}
         runs: dict[str, dict[str, list[str]]] = {}
         for mode in modes:
-            # "hybrid-rrf" / "hybrid-convex": hybrid with that fusion instead of the configured.
-            search_mode, _, fusion = mode.partition("-")
+            search_mode, fusion, rerank = parse_mode(mode)
             overrides = {"KNOWLEDGE_HYBRID_FUSION": fusion} if fusion else {}
             run: dict[str, list[str]] = {}
-            t0 = time.perf_counter()
             with override_settings(**overrides):
+                # One untimed question first: the model and the shard are warm for every mode.
+                chunk_search(tenant=tenant, query=questions[0].question, limit=1, mode=search_mode)
+                t0 = time.perf_counter()
                 for q in questions:
                     # Twice the depth: several chunks of one entry collapse into one id.
                     results = chunk_search(
-                        tenant=tenant, query=q.question, limit=depth * 2, mode=search_mode
+                        tenant=tenant,
+                        query=q.question,
+                        limit=depth * 2,
+                        mode=search_mode,
+                        rerank=rerank,
                     )
                     run[q.id] = dedupe(key_of[r.document_id] for r in results)[:depth]
             timings[mode] = (time.perf_counter() - t0) / max(len(questions), 1)
             metrics[mode] = score_run(run, qrels)
             runs[mode] = run
-            log(f"{mode}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics[mode].items()))
+            log(f"{name} {mode}: " + ", ".join(f"{k}={v:.3f}" for k, v in metrics[mode].items()))
         return EvaluationResult(
+            name=name,
             metrics=metrics,
             questions=len(questions),
             corpus=len(corpus),
-            chunks=stats.chunks_embedded,
+            chunks=chunks,
             ingest_seconds=round(ingest_seconds, 2),
             search_seconds={m: round(s, 4) for m, s in timings.items()},
             runs=runs,
@@ -217,10 +315,11 @@ def evaluate(
                 "fusion": settings.KNOWLEDGE_HYBRID_FUSION,
                 "dense_weight": settings.KNOWLEDGE_HYBRID_DENSE_WEIGHT,
                 "rrf_k": settings.KNOWLEDGE_RRF_K,
+                "adaptive": settings.KNOWLEDGE_HYBRID_ADAPTIVE,
+                "rerank_depth": settings.KNOWLEDGE_RERANK_DEPTH,
+                "rerank_windows": settings.KNOWLEDGE_RERANK_WINDOWS,
+                "query_question_weight": settings.KNOWLEDGE_QUERY_QUESTION_WEIGHT,
+                "query_context_weight": settings.KNOWLEDGE_QUERY_CONTEXT_WEIGHT,
                 "store": settings.QDRANT_URL or f"{settings.QDRANT_LOCAL_ENGINE} (embedded)",
             },
         )
-    finally:
-        if source is not None:
-            source_delete(tenant=tenant, source=source)
-        tenant.delete()

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from apps.knowledge.evaluation import (
+    DEFAULT_MODES,
     dedupe,
+    demo_set,
     hit_at_k,
     ndcg_at_k,
+    parse_mode,
     reciprocal_rank_at_k,
     score_run,
 )
@@ -77,16 +81,62 @@ def test_evaluate_retrieval_command_on_the_sample(tmp_path):
         stderr=StringIO(),
     )
     text = out.getvalue()
-    assert "| hybrid |" in text and "| dense |" in text and "| sparse |" in text
+    for mode in DEFAULT_MODES:  # hybrid+rerank, hybrid, dense, sparse side by side
+        assert f"| {mode} |" in text
     result = json.loads(json_path.read_text())
     assert result["questions"] == 40 and result["corpus"] == 58
-    for mode in ("hybrid", "dense", "sparse"):
+    assert list(result["metrics"]) == list(DEFAULT_MODES)
+    assert result["config"]["rerank_depth"] == 40
+    for mode in DEFAULT_MODES:
         metrics = result["metrics"][mode]
         assert 0.0 <= metrics["mrr@10"] <= metrics["hit@10"] <= 1.0
     # Easy sample (10 topics): every mode that reads the text does well.
     assert result["metrics"]["dense"]["hit@5"] >= 0.9
     assert result["metrics"]["hybrid"]["hit@5"] >= 0.9
+    assert result["metrics"]["hybrid+rerank"]["hit@5"] >= 0.9
     # The throw-away tenant is gone, with its rows.
     assert not Tenant.objects.filter(slug__startswith="eval-").exists()
     assert not Source.objects.unscoped().exists()
     assert not Chunk.objects.unscoped().exists()
+
+
+def test_parse_mode():
+    assert parse_mode("hybrid+rerank") == ("hybrid", "", True)
+    assert parse_mode("hybrid-rrf") == ("hybrid", "rrf", False)
+    assert parse_mode("dense") == ("dense", "", False)
+
+
+def test_demo_set_pairs_answerable_questions_with_their_article():
+    named = demo_set()
+    ids = {entry.id for entry in named.corpus}
+    assert "warranty.md" in ids and len(named.corpus) == 8
+    assert named.questions and all(q.gold_ids <= ids for q in named.questions)
+    assert all(len(q.gold_ids) == 1 for q in named.questions)
+
+
+@pytest.mark.parametrize("modes", ["sparse+rerank", "dense-rrf", "hybrid-max"])
+def test_unknown_modes_are_refused(modes):
+    with pytest.raises(CommandError, match="unknown mode"):
+        call_command("evaluate_retrieval", sets="demo", modes=modes, stdout=StringIO())
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("knowledge_store")
+def test_evaluate_retrieval_prints_one_table_per_named_set(tmp_path):
+    out = StringIO()
+    json_path = tmp_path / "sets.json"
+    call_command(
+        "evaluate_retrieval",
+        sets="demo",
+        limit_questions=6,
+        modes="hybrid+rerank,dense",
+        json_path=str(json_path),
+        stdout=out,
+        stderr=StringIO(),
+    )
+    text = out.getvalue()
+    assert "demo: 6 questions, 8 corpus entries" in text
+    assert "| hybrid+rerank |" in text and "| dense |" in text
+    (result,) = json.loads(json_path.read_text())
+    assert result["name"] == "demo" and result["questions"] == 6
+    assert result["metrics"]["hybrid+rerank"]["hit@5"] >= 0.8
