@@ -542,6 +542,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ConversationStatusEnum": "apps.conversations.models.ConversationStatus",
         "DeliveryStatusEnum": "apps.integrations.models.DeliveryStatus",
+        "HandoffReasonEnum": "apps.conversations.models.HandoffReason",
     },
 }
 

@@ -429,3 +429,33 @@ def test_agent_who_switches_to_away_gets_nothing_until_back(tenant_a, clock):
     assert handoff.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=False) == "online"
     conversation.refresh_from_db()
     assert conversation.assigned_agent == agent
+
+
+def test_rules_on_the_handoff_reason_and_answerability_wait_for_the_handoff(tenant_a):
+    unsure = services.inbox_create(tenant=tenant_a.tenant, name="Unsure answers")
+    asked = services.inbox_create(tenant=tenant_a.tenant, name="Asked for a person")
+    services.routing_rule_create(
+        tenant=tenant_a.tenant, name="Weak answer", answerability_below=0.4, inbox=unsure
+    )
+    services.routing_rule_create(
+        tenant=tenant_a.tenant,
+        name="Wants a person",
+        handoff_reasons=[HandoffReason.CUSTOMER_REQUEST],
+        inbox=asked,
+    )
+    weak = _start(tenant_a)
+    chat.message_post_customer(conversation=weak, text="Can I pay in instalments?")
+    answer = chat.assistant_message_start(conversation=weak)
+    chat.assistant_message_finish(message=answer, content="Maybe.", answerability=0.2)
+    assert _inbox_of(weak).is_default  # before the handoff, such rules do not apply
+    chat.handoff_request(conversation=weak, reason=HandoffReason.LOW_CONFIDENCE)
+    assert _inbox_of(weak) == unsure
+    assert _inbox_of(_handed_off(tenant_a)) == asked
+    with pytest.raises(ApplicationError):
+        services.routing_rule_create(
+            tenant=tenant_a.tenant, name="x", handoff_reasons=["bored"], inbox=asked
+        )
+    with pytest.raises(ApplicationError):
+        services.routing_rule_create(
+            tenant=tenant_a.tenant, name="x", answerability_below=1.5, inbox=asked
+        )

@@ -26,6 +26,7 @@ from apps.conversations.models import (
     Decision,
     Feedback,
     FeedbackKind,
+    HandoffReason,
     Message,
     MessageRole,
     MessageStatus,
@@ -499,6 +500,8 @@ class RoutingRuleForm(forms.ModelForm):
             "token_field",
             "token_values",
             "keywords",
+            "handoff_reasons",
+            "answerability_below",
             "inbox",
             "priority",
             "hand_off",
@@ -507,6 +510,9 @@ class RoutingRuleForm(forms.ModelForm):
             "languages": 'A JSON list of language codes, e.g. ["de", "fr"].',
             "token_values": 'A JSON list, e.g. ["enterprise"]; empty: the claim is present.',
             "keywords": 'A JSON list of words or phrases, e.g. ["refund", "chargeback"].',
+            "handoff_reasons": "Only at a handoff for one of these reasons, a JSON list of: "
+            + ", ".join(f'"{r}"' for r in HandoffReason.values)
+            + ".",
         }
 
     def clean(self) -> dict[str, Any]:

@@ -91,8 +91,28 @@ def _claim_matches(conversation: Conversation, field: str, values: list[str]) ->
     return str(value).lower() in wanted
 
 
-def rule_matches(rule: RoutingRule, *, conversation: Conversation, text: str = "") -> bool:
+def _last_answerability(conversation: Conversation) -> float | None:
+    return (
+        Message.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation_id=conversation.pk, role=MessageRole.ASSISTANT)
+        .order_by("-id")
+        .values_list("answerability", flat=True)
+        .first()
+    )
+
+
+def rule_matches(
+    rule: RoutingRule, *, conversation: Conversation, text: str = "", moment: str = ""
+) -> bool:
     """Whether every condition the rule sets holds for this conversation and message."""
+    if (rule.handoff_reasons or rule.answerability_below is not None) and moment != "handoff":
+        return False  # conditions on the handoff itself wait for it
+    if rule.handoff_reasons and conversation.handoff_reason not in rule.handoff_reasons:
+        return False
+    if rule.answerability_below is not None:
+        score = _last_answerability(conversation) if conversation.pk else None
+        if score is None or score >= rule.answerability_below:
+            return False
     page_url = str((conversation.context or {}).get("page_url") or "")
     if rule.url_contains and rule.url_contains.lower() not in page_url.lower():
         return False
@@ -106,7 +126,7 @@ def rule_matches(rule: RoutingRule, *, conversation: Conversation, text: str = "
     return not (keywords and not any(_keyword_pattern(str(k)).search(text) for k in keywords))
 
 
-def rule_for(*, conversation: Conversation, text: str = "") -> RoutingRule | None:
+def rule_for(*, conversation: Conversation, text: str = "", moment: str = "") -> RoutingRule | None:
     """The first active rule of the conversation's tenant that matches, in order."""
     rules = (
         RoutingRule.objects.for_tenant(conversation.tenant_id)
@@ -115,7 +135,7 @@ def rule_for(*, conversation: Conversation, text: str = "") -> RoutingRule | Non
         .order_by("position", "id")
     )
     for rule in rules:
-        if rule_matches(rule, conversation=conversation, text=text):
+        if rule_matches(rule, conversation=conversation, text=text, moment=moment):
             return rule
     return None
 
@@ -160,7 +180,7 @@ def route(*, conversation: Conversation, moment: str, text: str = "") -> None:
         # A person has it (or will): rules stay put; the message may hold an email address.
         _reply_email_capture(conversation, text)
         return
-    rule = rule_for(conversation=conversation, text=text)
+    rule = rule_for(conversation=conversation, text=text, moment=moment)
     if rule is not None:
         _apply(conversation, rule)
     inbox = selectors.conversation_inbox(conversation=conversation)

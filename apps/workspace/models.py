@@ -138,6 +138,11 @@ class RoutingRule(PublicIdMixin, TenantScopedModel):
     token_values = models.JSONField(default=list, blank=True)
     # Words or phrases in the customer's message (case-insensitive, whole words).
     keywords = models.JSONField(default=list, blank=True)
+    # Only when handing off, for one of these reasons (HandoffReason values).
+    handoff_reasons = models.JSONField(default=list, blank=True)
+    # Only when handing off after an assistant answer whose answerability (0-1, the answer
+    # engine's confidence that the knowledge answers the question) was below this.
+    answerability_below = models.FloatField(null=True, blank=True)
     # --- Actions ---
     inbox = models.ForeignKey(
         Inbox, null=True, blank=True, on_delete=models.CASCADE, related_name="rules"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.conversations.models import HandoffReason
 from apps.workspace.models import AgentPresence, AssignmentMode, Inbox, Priority, RoutingRule
 
 
@@ -114,6 +115,19 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=200), required=False, max_length=50
     )
     priority = serializers.ChoiceField(choices=Priority.choices, allow_null=True, required=False)
+    handoff_reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=HandoffReason.choices),
+        required=False,
+        max_length=10,
+        help_text="Only when handing off, for one of these reasons.",
+    )
+    answerability_below = serializers.FloatField(
+        min_value=0.01,
+        max_value=1,
+        allow_null=True,
+        required=False,
+        help_text="Only when handing off after an answer whose answerability was below this.",
+    )
 
     class Meta:
         model = RoutingRule
@@ -128,6 +142,8 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
             "token_field",
             "token_values",
             "keywords",
+            "handoff_reasons",
+            "answerability_below",
             "inbox",
             "priority",
             "hand_off",

@@ -17,7 +17,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from apps.conversations import services as chat_services
-from apps.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from apps.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    HandoffReason,
+    Message,
+    MessageRole,
+)
 from apps.core import permissions, realtime
 from apps.core.errors import ApplicationError, ConflictError, NotFoundError
 from apps.knowledge.vectorstore.base import PUBLIC_GROUP
@@ -435,6 +441,8 @@ RULE_FIELDS = (
     "token_field",
     "token_values",
     "keywords",
+    "handoff_reasons",
+    "answerability_below",
     "inbox",
     "priority",
     "hand_off",
@@ -523,6 +531,21 @@ def _rule_clean(*, tenant: Tenant, fields: dict[str, Any]) -> dict[str, Any]:
                 raise ApplicationError(f"{name} is longer than {limit} characters.")
     if fields.get("priority") is not None:
         fields["priority"] = Priority(fields["priority"])
+    if "handoff_reasons" in fields:
+        reasons = _strings(fields["handoff_reasons"], field="handoff_reasons")
+        unknown = set(reasons) - set(HandoffReason.values)
+        if unknown:
+            raise ApplicationError(
+                f"Unknown handoff reasons: {', '.join(sorted(unknown))}.",
+                {"field": "handoff_reasons", "choices": list(HandoffReason.values)},
+            )
+        fields["handoff_reasons"] = reasons
+    below = fields.get("answerability_below")
+    if below is not None and not (isinstance(below, int | float) and 0 < below <= 1):
+        raise ApplicationError(
+            "answerability_below is a number above 0 and at most 1.",
+            {"field": "answerability_below"},
+        )
     return fields
 
 
