@@ -70,7 +70,25 @@ WATCH_BUBBLES = """
 
 @pytest.fixture
 def demo_server(monkeypatch, request, llm_server, knowledge_store, settings):  # noqa: F811
-    """uvicorn on the test database with the LLM server and this test's vector store."""
+    """uvicorn on the test database with the LLM server and this test's vector store; the
+    generative strategy (the model's tokens as they come: the streaming plumbing)."""
+    return _demo_server(monkeypatch, request, llm_server, settings)
+
+
+@pytest.fixture
+def grounded_demo_server(monkeypatch, request, llm_server, knowledge_store, settings):  # noqa: F811
+    """The same on the product's answer defaults: grounded strategy, answerability decision."""
+    return _demo_server(
+        monkeypatch,
+        request,
+        llm_server,
+        settings,
+        ASSISTANT_MODE="grounded",
+        ASSISTANT_DECISION="answerability",
+    )
+
+
+def _demo_server(monkeypatch, request, llm_url: str, settings, **overrides: str):
     if not WIDGET.is_file():
         pytest.fail(f"{WIDGET} is missing: run `cd frontend && npm ci && npm run build`")
     if not CHROMIUM.is_file():
@@ -78,7 +96,7 @@ def demo_server(monkeypatch, request, llm_server, knowledge_store, settings):  #
             f"{CHROMIUM} is missing: `apt-get install -y chromium` (or scripts/services.sh)"
         )
     for name, value in {
-        "LLM_BASE_URL": llm_server,
+        "LLM_BASE_URL": llm_url,
         "LLM_MAX_TOKENS": "64",
         "LLM_TIMEOUT": "300",
         "ASSISTANT_MODE": "llm",
@@ -91,6 +109,7 @@ def demo_server(monkeypatch, request, llm_server, knowledge_store, settings):  #
         "DEMO_TENANT_SLUG": "northwind",
         "CHAT_RATE_CONNECTS_PER_CLIENT": "0",
         "CHAT_RATE_MESSAGES_PER_CLIENT": "0",
+        **overrides,
     }.items():
         monkeypatch.setenv(name, value)
     return request.getfixturevalue("live_server_process")
@@ -173,3 +192,53 @@ def test_customer_chats_in_the_widget_on_the_demo_page(demo_server):
     assert stored.status == "complete" and stored.citations and stored.first_token_ms is not None
     feedback = Feedback.objects.for_tenant(tenant).get()
     assert (feedback.kind, feedback.rating, feedback.message_id) == ("thumbs", "up", stored.pk)
+
+
+def test_grounded_answer_in_the_widget_cites_each_document_once(grounded_demo_server):
+    """The default strategy with the real model: whatever it says passes the guard or is
+    replaced by the extractive answer; either way the widget shows the fact, no markup, and
+    one citation per document."""
+    from playwright.sync_api import expect, sync_playwright
+
+    tenant = tenant_create(
+        name="Northwind Bikes", slug="northwind", allowed_origins=[grounded_demo_server.url]
+    )
+    ingest_text(
+        tenant=tenant,
+        title="Returns and refunds",
+        text=RETURNS,
+        url="https://help.northwind-bikes.example/returns",
+    )
+    ingest_text(
+        tenant=tenant,
+        title="Delivery",
+        text=SHIPPING,
+        url="https://help.northwind-bikes.example/delivery",
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{grounded_demo_server.url}/demo/")
+            page.locator('[data-testid="launcher"]').click()
+            page.locator('[data-testid="input"]').fill("How many days do I have to return a bike?")
+            page.locator('[data-testid="send"]').click()
+            answer = page.locator('[data-testid="message"][data-role="assistant"]').last
+            expect(answer).to_have_attribute("data-state", "complete", timeout=300_000)
+            text = answer.locator(".content").inner_text()
+            hrefs = [
+                link.get_attribute("href")
+                for link in answer.locator('a[data-testid="citation"]').all()
+            ]
+            page.screenshot(path=ARTIFACTS / "chat-5-grounded.png")
+        finally:
+            browser.close()
+
+    assert "30 days" in text and "<" not in text, text
+    assert hrefs and len(hrefs) == len(set(hrefs)), hrefs  # each document once
+    assert "https://help.northwind-bikes.example/returns" in hrefs
+    stored = Message.objects.for_tenant(tenant).filter(role="assistant").latest("pk")
+    assert stored.strategy == "grounded"
+    assert stored.grounding["outcome"] in {"grounded", "fell_back"}, stored.grounding
+    documents = [c["document_id"] for c in stored.citations]
+    assert len(documents) == len(set(documents)) == len(hrefs)
