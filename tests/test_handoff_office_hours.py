@@ -264,3 +264,18 @@ def test_agent_at_the_console_gets_no_email(
         )
     assert Conversation.objects.for_tenant(tenant_a.tenant).get(pk=conversation.pk).assigned_agent
     assert smtp_server.received == []
+
+
+def test_waiting_out_of_hours_is_assigned_once_the_team_is_back(tenant_a, clock):
+    inbox = _berlin_inbox(tenant_a)
+    services.inbox_grant(inbox=inbox, agent=tenant_a.agent)
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    conversation = _handed_off(tenant_a)
+    handoff.presence_sweep()
+    conversation.refresh_from_db()
+    assert conversation.assigned_agent is None
+    clock.now = dt.datetime(2026, 8, 3, 7, 30, tzinfo=dt.UTC)  # Monday 09:30 in Berlin
+    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    handoff.presence_sweep()
+    conversation.refresh_from_db()
+    assert conversation.assigned_agent == tenant_a.agent

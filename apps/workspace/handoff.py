@@ -551,9 +551,16 @@ def assign_next(
 
 
 def assignment_fill(*, tenant: Tenant, now: datetime | None = None) -> int:
-    """Assign conversations waiting in inboxes with automatic assignment, most urgent and then
-    oldest first, while online agents have room. Returns how many were assigned."""
-    auto = list(Inbox.objects.for_tenant(tenant).exclude(assignment=AssignmentMode.MANUAL))
+    """Assign conversations waiting in inboxes with automatic assignment (within their office
+    hours), most urgent and then oldest first, while online agents have room. Returns how many
+    were assigned."""
+    at = now or timezone.now()
+    # Out of office hours nobody is assigned automatically: those conversations wait.
+    auto = [
+        inbox
+        for inbox in Inbox.objects.for_tenant(tenant).exclude(assignment=AssignmentMode.MANUAL)
+        if office_hours.is_open(inbox, at)
+    ]
     if not auto:
         return 0
     by_id = {inbox.pk: inbox for inbox in auto}
