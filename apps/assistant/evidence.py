@@ -135,12 +135,18 @@ _DURATION = re.compile(
 _AMOUNT = re.compile(r"[$€£]\s?\d|\b\d+(?:\.\d+)?\s?(?:usd|eur|dollars?|euros?)\b|\bfree\b", re.I)
 _PHONE_NUMBER = re.compile(r"\+?\(?\d{2,4}\)?[\s.-]\d{3}[\s.-]\d{3,4}")
 _EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+# A question that asks for an amount: "how much", "what does it cost", "is there a fee", "what is
+# the price" (not "the price dropped", "can I pay with", "charge the battery").
+_AMOUNT_ASKED = re.compile(
+    r"\bhow\s+much\b|\bcosts?\b|\bfees?\b|\bwhat(?:'s|\s+is|\s+are)\s+the\s+(?:price|charge)s?\b",
+    re.I,
+)
 _ANSWER_TYPES = [
     (
         re.compile(r"\bhow\s+(?:long|many\s+(?:days|weeks|months|years|hours))|\bwhen\b", re.I),
         _DURATION,
     ),
-    (re.compile(r"\bhow\s+much\b|\b(?:cost|price|fee|charge|pay)s?\b", re.I), _AMOUNT),
+    (_AMOUNT_ASKED, _AMOUNT),
     (re.compile(r"\b(?:phone|call|telephone|hotline|number\s+to\s+call)\b", re.I), _PHONE_NUMBER),
     (re.compile(r"\be-?mail\b", re.I), _EMAIL_ADDRESS),
 ]
@@ -330,12 +336,9 @@ def gather(
         )
         evidence.coverage = len(q_words & top) / len(q_words)
     evidence.missing = missing_terms(question=question, chunks=chunks, encode=encode)
-    if _PRICE_QUESTION.search(question or ""):
+    if _AMOUNT_ASKED.search(question or ""):
         evidence.wanted_type_found = any(_AMOUNT.search(u.plain) for u in units[:3])
     return evidence
-
-
-_PRICE_QUESTION = re.compile(r"\bhow\s+much\b|\b(?:cost|price|fee)s?\b", re.I)
 
 
 def _covered_by_parts(word: str, vocabulary: set[str]) -> bool:
