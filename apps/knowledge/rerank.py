@@ -18,6 +18,7 @@ import base64
 import itertools
 import math
 import re
+import string
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +37,9 @@ MAX_WINDOWS = 12
 
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=\S)|\s*\n+\s*")
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
+# ASCII punctuation and the typographic quotes, dashes and bullets help pages use.
+_TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u2022\u00b7\u00ab\u00bb"
+_PUNCTUATION = str.maketrans(dict.fromkeys(string.punctuation + _TYPOGRAPHIC, " "))
 
 # Words that carry no topic: a phrase or title match on them alone means nothing.
 _GLUE_TEXT = """
@@ -204,17 +208,28 @@ def all_words(text: str) -> list[str]:
     return _WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
-def word_pairs(text: str) -> set[tuple[str, str]]:
-    """Consecutive word pairs of a text (what :func:`phrase_score` looks for)."""
-    return _pairs(all_words(text))
-
-
-def phrase_score(question_words: Sequence[str], text_pairs: set[tuple[str, str]]) -> float:
-    """Share of the question's word pairs (not both glue words) that the text has verbatim."""
+def phrase_pairs(question_words: Sequence[str]) -> list[str]:
+    """The question's consecutive word pairs (not both glue words), as " a b " to look for."""
     pairs = {p for p in _pairs(question_words) if not (p[0] in _GLUE and p[1] in _GLUE)}
+    return sorted(f" {a} {b} " for a, b in pairs)
+
+
+def spaced_words(text: str) -> str:
+    """The text's words, lowercased, one space between and around them, for pair lookups.
+
+    Punctuation becomes space through a translation table and whitespace is collapsed by
+    ``split``: both C loops, ten times faster than a Unicode regex over a 1,500-character chunk
+    (the rerank does this for 40 chunks per question).
+    """
+    norm = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
+    return f" {' '.join(norm.split())} "
+
+
+def phrase_score(pairs: Sequence[str], spaced_text: str) -> float:
+    """Share of :func:`phrase_pairs` that the text (:func:`spaced_words`) has verbatim."""
     if not pairs:
         return 0.0
-    return len(pairs & text_pairs) / len(pairs)
+    return sum(1 for pair in pairs if pair in spaced_text) / len(pairs)
 
 
 def title_score(question_terms: set[str], heading_text: str) -> float:
@@ -250,8 +265,8 @@ def rerank(
     """
     if not hits:
         return []
-    question_words = all_words(query.parts.question)
-    question_terms = {w for w in question_words if w not in _GLUE}
+    question_terms = set(content_words(query.parts.question))
+    pairs = phrase_pairs(spaced_words(query.parts.question).split())
     fused = _minmax([h.score for h in hits])
     sims: list[float | None] = [None] * len(hits)
     if query.vector is not None and weights.maxsim:
@@ -268,8 +283,8 @@ def rerank(
         score = weights.fused * fused[i]
         if maxsim is not None:
             score += weights.maxsim * maxsim[i]
-        if weights.phrase:
-            score += weights.phrase * phrase_score(question_words, word_pairs(text))
+        if weights.phrase and pairs:
+            score += weights.phrase * phrase_score(pairs, spaced_words(text))
         if weights.title:
             score += weights.title * title_score(question_terms, headings)
         scored.append((score, i))

@@ -14,9 +14,11 @@ from apps.knowledge.rerank import (
     RerankWeights,
     mix_query_vectors,
     pack_vectors,
+    phrase_pairs,
     phrase_score,
     rerank,
     sentence_windows,
+    spaced_words,
     split_query,
     title_score,
     unpack_vectors,
@@ -113,9 +115,12 @@ def test_packed_vectors_come_back_as_nearly_the_same_unit_vectors():
 
 
 def test_phrase_and_title_scores():
-    words = ["reset", "my", "password"]
-    assert phrase_score(words, {("reset", "my"), ("my", "password")}) == 1.0
-    assert phrase_score(words, {("reset", "password")}) == 0.0
+    pairs = phrase_pairs(["how", "do", "i", "reset", "my", "password"])
+    assert pairs == [" i reset ", " my password ", " reset my "]  # not "how do", "do i"
+    assert spaced_words("Reset my password: it's quick!") == " reset my password it s quick "
+    assert phrase_score(pairs, spaced_words("To reset my password, click here.")) == 2 / 3
+    assert phrase_score(pairs, spaced_words("Reset the password of my account")) == 0.0
+    assert phrase_score([], " anything ") == 0.0
     assert title_score({"reset", "password"}, "Account and password") == 0.5
     assert title_score(set(), "Anything") == 0.0
 

@@ -11,12 +11,12 @@ from apps.knowledge import selectors
 from apps.knowledge.rerank import (
     WINDOWS_FIELD,
     RerankWeights,
-    all_words,
     content_words,
+    phrase_pairs,
     phrase_score,
+    spaced_words,
     title_score,
     window_texts,
-    word_pairs,
 )
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
@@ -145,7 +145,8 @@ def test_rerank_by_exact_phrases_through_the_store(tenant_a, monkeypatch):
         selectors, "RERANK_WEIGHTS", RerankWeights(fused=0, maxsim=0, phrase=1, title=0)
     )
     by_phrase = chunk_search(tenant=tenant_a.tenant, query=question, limit=3)
-    share = {r.chunk_id: phrase_score(all_words(question), word_pairs(r.text)) for r in fused}
+    pairs = phrase_pairs(spaced_words(question).split())
+    share = {r.chunk_id: phrase_score(pairs, spaced_words(r.text)) for r in fused}
     expected = sorted(fused, key=lambda r: -share[r.chunk_id])  # ties keep the fused order
     assert [r.chunk_id for r in by_phrase] == [r.chunk_id for r in expected]
     assert by_phrase[0].title == "Account emails"
