@@ -150,6 +150,12 @@ class ConversationSerializer(serializers.ModelSerializer):
     )
     topics = serializers.ListField(child=serializers.CharField(), read_only=True)
     access_groups = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # A plain string: "" until the customer leaves an address (asked for out of office hours).
+    reply_email = serializers.CharField(
+        read_only=True,
+        help_text="The email address the customer left for the reply (out of office hours), "
+        "or an empty string.",
+    )
 
     class Meta:
         model = Conversation
