@@ -489,23 +489,7 @@ def _granted(inbox: Inbox) -> list[Any]:
 class RoutingRuleForm(forms.ModelForm):
     class Meta:
         model = RoutingRule
-        fields = (
-            "tenant",
-            "name",
-            "position",
-            "is_active",
-            "url_contains",
-            "widget_key",
-            "languages",
-            "token_field",
-            "token_values",
-            "keywords",
-            "handoff_reasons",
-            "answerability_below",
-            "inbox",
-            "priority",
-            "hand_off",
-        )
+        fields = ("tenant", *services.RULE_FIELDS)
         help_texts = {
             "languages": 'A JSON list of language codes, e.g. ["de", "fr"].',
             "token_values": 'A JSON list, e.g. ["enterprise"]; empty: the claim is present.',

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from apps.conversations.models import HandoffReason
 from apps.workspace.models import AgentPresence, AssignmentMode, Inbox, Priority, RoutingRule
+from apps.workspace.services import RULE_FIELDS
 
 
 class InboxSerializer(serializers.ModelSerializer):
@@ -131,25 +132,7 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RoutingRule
-        fields = [
-            "id",
-            "name",
-            "position",
-            "is_active",
-            "url_contains",
-            "widget_key",
-            "languages",
-            "token_field",
-            "token_values",
-            "keywords",
-            "handoff_reasons",
-            "answerability_below",
-            "inbox",
-            "priority",
-            "hand_off",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *RULE_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
