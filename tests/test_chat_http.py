@@ -14,6 +14,8 @@ from apps.core.asyncdb import db_async
 from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create
+from apps.workspace import services as workspace
+from apps.workspace.models import ConversationInbox
 from tests.llm import llm_server, llm_settings  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
@@ -98,6 +100,31 @@ async def test_ask_stores_the_question_and_returns_the_answer(tenant_a):
     assert again.json()["answer"]["id"] == body["answer"]["id"]
     count = await db_async(Message.objects.for_tenant(tenant_a.tenant).count)()
     assert count == 2
+
+
+async def test_ask_routes_by_the_page_it_was_sent_from(tenant_a):
+    sales = await db_async(workspace.inbox_create)(tenant=tenant_a.tenant, name="Sales")
+    await db_async(workspace.routing_rule_create)(
+        tenant=tenant_a.tenant, name="Pricing", url_contains="/pricing", inbox=sales
+    )
+    response = await ask(
+        client_for(tenant_a),
+        tenant_a.widget_key.key,
+        text="How much is the pro plan?",
+        page="https://acme.example.com/pricing?plan=pro",
+    )
+    assert response.status_code == 201, response.content
+    routed = await db_async(
+        lambda: (
+            ConversationInbox.objects.for_tenant(tenant_a.tenant)
+            .select_related("inbox")
+            .get(conversation__public_id=response.json()["conversation_id"])
+            .inbox
+        )
+    )()
+    assert routed == sales
+    bad = await ask(client_for(tenant_a), tenant_a.widget_key.key, text="Hi", page=["/x"])
+    assert bad.status_code == 400 and "page" in bad.json()["error"]["message"]
 
 
 async def test_ask_refuses_bad_origin_key_and_input_with_the_standard_error_body(

@@ -104,7 +104,7 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
         not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID
     ):
         raise HttpError(400, "invalid", "client_id must be a string of 1 to 64 characters.")
-    for name in ("conversation_id", "token", "lang"):
+    for name in ("conversation_id", "token", "lang", "page"):
         if params.get(name) is not None and not isinstance(params[name], str):
             raise HttpError(400, "invalid", f"{name} must be a string.")
     allowed = await hit_all_async(
@@ -122,6 +122,7 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
             token=params.get("token") or None,
             conversation_id=params.get("conversation_id") or params.get("conversation") or None,
             lang=params.get("lang") or "",
+            page=params.get("page") or "",
         )
     except Refused as exc:
         logger.info("chat HTTP request refused: %s", exc)
