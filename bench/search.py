@@ -8,10 +8,10 @@ Dense vectors are RANDOM unit vectors: latency does not depend on what they mean
 keeps the benchmark free of model inference. Sparse vectors are real SparseEncoder output
 over synthetic text with a Zipf-like word distribution.
 
-Every chunk carries window vectors in its payload (random too, packed as ingestion packs them),
-and the reranking stage is timed on its own next to the engine call that feeds it: the store's
+The reranking stage is timed on its own next to the engine call that feeds it: the store's
 hybrid asked for ``--rerank-depth`` fused candidates with payloads, then ``rerank`` over them
-with the query's words (the product's weights).
+with the query's words (the product's weights). ``--windows`` adds sentence-window vectors to
+every payload (random too, packed as ingestion packs them with KNOWLEDGE_RERANK_WINDOWS).
 
 The raw hybrid baseline is the engine's own one-call fused query (RRF over both prefetches,
 payloads of the top hits). The store's hybrid is what the assistant runs: both retrievers in
@@ -101,7 +101,7 @@ def make_text(rng: random.Random, vocab: list[str], weights: list[float]) -> str
 
 
 def build_points(
-    n: int, *, tenants: int, seed: int = 42
+    n: int, *, tenants: int, seed: int = 42, windows: bool = False
 ) -> tuple[list[ChunkPoint], list[str], list[float]]:
     rng = random.Random(seed)
     vocab = make_vocab(rng)
@@ -120,7 +120,9 @@ def build_points(
     points = []
     for i in range(n):
         text = make_text(rng, vocab, weights)
-        windows = pool[i % len(pool)][: len(sentence_windows(text))]
+        extra = {}
+        if windows:  # as KNOWLEDGE_RERANK_WINDOWS=true writes them
+            extra[WINDOWS_FIELD] = pack_vectors(pool[i % len(pool)][: len(sentence_windows(text))])
         groups = None if rng.random() < 0.7 else [rng.choice(GROUPS)]
         points.append(
             ChunkPoint(
@@ -137,7 +139,7 @@ def build_points(
                     title=f"Article {i // 8}",
                     url=f"https://help.example/a/{i // 8}",
                     heading_path=("Help", "Section"),
-                    **{WINDOWS_FIELD: pack_vectors(windows)},
+                    **extra,
                 ),
             )
         )
@@ -403,7 +405,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--prefetch", type=int, default=40)
-    parser.add_argument("--rerank-depth", type=int, default=40)
+    parser.add_argument("--rerank-depth", type=int, default=20)
+    parser.add_argument(
+        "--windows",
+        action="store_true",
+        help="payloads carry sentence-window vectors (KNOWLEDGE_RERANK_WINDOWS=true)",
+    )
     parser.add_argument("--client-max", type=int, default=10_000, help="skip local mode above")
     parser.add_argument("--client-queries", type=int, default=25)
     args = parser.parse_args(argv)
@@ -413,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tenants={args.tenants} limit={args.limit} prefetch={args.prefetch}; {load()}")
     for n in args.sizes:
         t0 = time.perf_counter()
-        points, vocab, weights = build_points(n, tenants=args.tenants)
+        points, vocab, weights = build_points(n, tenants=args.tenants, windows=args.windows)
         queries = make_queries(args.queries, tenants=args.tenants, vocab=vocab, weights=weights)
         print(f"\nbuilt {n:,} chunks in {time.perf_counter() - t0:.1f}s")
         workdir = Path(tempfile.mkdtemp(prefix="bench-search-"))

@@ -371,7 +371,7 @@ KNOWLEDGE_HYBRID_ADAPTIVE = _float("KNOWLEDGE_HYBRID_ADAPTIVE", 1.0)
 # Hybrid results are reranked (fused score + exact-phrase matches; docs/retrieval.md) over this
 # many fused candidates.
 KNOWLEDGE_RERANK = _bool("KNOWLEDGE_RERANK", True)
-KNOWLEDGE_RERANK_DEPTH = _int("KNOWLEDGE_RERANK_DEPTH", 40, minimum=1)
+KNOWLEDGE_RERANK_DEPTH = _int("KNOWLEDGE_RERANK_DEPTH", 20, minimum=1)
 # Embed every chunk's sentence windows at ingestion for the rerank's max-sim signal. Off: it
 # more than doubles embedding time and did not help on average (docs/retrieval.md).
 KNOWLEDGE_RERANK_WINDOWS = _bool("KNOWLEDGE_RERANK_WINDOWS", False)

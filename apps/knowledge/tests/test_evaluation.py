@@ -86,7 +86,7 @@ def test_evaluate_retrieval_command_on_the_sample(tmp_path):
     result = json.loads(json_path.read_text())
     assert result["questions"] == 40 and result["corpus"] == 58
     assert list(result["metrics"]) == list(DEFAULT_MODES)
-    assert result["config"]["rerank_depth"] == 40
+    assert result["config"]["rerank_depth"] == 20
     for mode in DEFAULT_MODES:
         metrics = result["metrics"][mode]
         assert 0.0 <= metrics["mrr@10"] <= metrics["hit@10"] <= 1.0
