@@ -46,6 +46,8 @@ WEIGHT_COSINE, WEIGHT_KEYWORDS, WEIGHT_COVERAGE = 0.5, 0.25, 0.25
 # "hiring"), at most MISSING_MAX; and when a "how much" question finds no amount.
 MISSING_PENALTY, MISSING_MAX = 0.1, 0.3
 NO_AMOUNT_PENALTY = 0.2
+# A grounded answer must state every number of the best evidence when it has at most this many.
+KEY_NUMBERS_ALL = 3
 # How much the guard's verdict moves the stored score once the model has answered.
 WEIGHT_GUARD = 0.2
 # An answer whose best sentence is this much less related to the question than the best
@@ -673,18 +675,18 @@ class _Run:
         )
 
     async def _misses_the_point(self, found: Evidence, accepted: list[str]) -> str:
-        """A reason when grounded sentences do not answer the question: they leave out the
-        numbers of the best evidence, or are about something else."""
-        best_units = evidence_mod.select(found)
-        key_numbers: set[str] = set()
-        for unit in best_units[:1]:
-            key_numbers |= grounding.extract_facts(unit.plain).numbers
-        said = grounding.extract_facts(" ".join(accepted)).numbers
-        if key_numbers and not key_numbers & said:
-            return "missing_key_fact"
+        """A reason when grounded sentences do not answer the question: they leave out a
+        number of the best evidence ("1 year" without "or 500 charge cycles"; all of them when it
+        has at most KEY_NUMBERS_ALL, one otherwise), or are about something else."""
         best = found.best
         if best is None:
             return ""
+        key_numbers = grounding.extract_facts(best.plain).numbers
+        said = grounding.extract_facts(" ".join(accepted)).numbers
+        if key_numbers:
+            needed = key_numbers if len(key_numbers) <= KEY_NUMBERS_ALL else set()
+            if not key_numbers & said or not needed <= said:
+                return "missing_key_fact"
 
         def relevance() -> float:
             vectors = encode([grounding.without_citations(s) for s in accepted])

@@ -60,17 +60,7 @@ SYNONYM_COSINE = 0.6
 SYNONYM_CHUNKS = 3
 SYNONYM_MAX_WORDS = 240
 TYPO_SIMILARITY = 0.8
-# Words of a question that never decide what it asks ("what does", "I'd like", "still", "now").
-_GENERIC_TEXT = """
-    what whats does do did doing done get gets got getting like it its it's now about just been
-    be being should would could can will shall may might must i'm i'd i've i'll don't doesn't
-    didn't hasn't haven't havent isn't aren't won't can't cannot ok okay please hi hello hey
-    thanks thank anything something anyone someone another other way thing things much many lot
-    lots really also still already yet need want know tell help make use go going come take put
-    give keep let say see look find try ago today tomorrow yesterday time day week month year
-    hour minute last next first new old good bad big small too very
-"""
-GENERIC_WORDS = frozenset(grounding.stem(w) for w in _GENERIC_TEXT.split())
+GENERIC_WORDS = grounding.GENERIC_WORDS
 
 
 @dataclass

@@ -47,6 +47,10 @@ REPEAT_JACCARD = 0.8
 LOOP_TRIGRAM_COUNT = 3
 # A "sentence" longer than this many words is a run-on the model will not end.
 MAX_SENTENCE_WORDS = 70
+# A claim may use at most this many content words that neither the facts nor the question use
+# ("website", "app", "located at [address]" are how a small model invents).
+MAX_NOVEL_WORDS = 2
+NOVEL_SYNONYM_COSINE = 0.6
 
 # --- Markup -----------------------------------------------------------------------------------
 
@@ -182,6 +186,21 @@ def content_words(text: str) -> set[str]:
         for w in words(without_citations(text))
         if w not in STOPWORDS and (len(w) > 1 or w.isdigit())
     }
+
+
+# Words that never decide what a question asks or a sentence claims ("what does", "I'd like",
+# "still", "now").
+_GENERIC_TEXT = """
+    what whats does do did doing done get gets got getting like it its it's now about just been
+    be being should would could can will shall may might must i'm i'd i've i'll don't doesn't
+    didn't hasn't haven't havent isn't aren't won't can't cannot ok okay please hi hello hey
+    thanks thank anything something anyone someone another other way thing things much many lot
+    lots really also still already yet need want know tell help make use go going come take put
+    give keep let say see look find try ago today tomorrow yesterday time day week month year
+    hour minute last next first new old good bad big small too very roughly approximately around
+    exactly usually typically generally simply cost costs
+"""
+GENERIC_WORDS = frozenset(_stem(w) for w in _GENERIC_TEXT.split())
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -370,7 +389,7 @@ FACT_CONTEXT_COSINE = 0.65
 @dataclass
 class Verdict:
     ok: bool
-    reason: str = ""  # why it was rejected: invented_fact, unsupported, repetition, markup, refusal
+    reason: str = ""  # invented_fact, unsupported, contradiction, repetition, markup, refusal
     detail: str = ""
     source: int | None = None  # the best supporting source
     cosine: float = 0.0
@@ -378,6 +397,16 @@ class Verdict:
     claim: bool = True  # False for a sentence that claims nothing ("Sure!")
 
 
+# A bare verdict ("Yes, ...", "No, ...", "The answer is yes") is the model's own conclusion, which
+# no fact states; small models get it backwards ("Yes, you can pay with bitcoin").
+# A template placeholder ("located at [address]", "[insert link]") is never a fact.
+_PLACEHOLDER = re.compile(r"\[(?!\s*\d)[^\]]{1,40}\]|\{\{?\s*\w+\s*\}\}?")
+_VERDICT = re.compile(r"^\s*(?:(?:yes|no|yeah|yep|nope)\b|the\s+answer\s+is\s+(?:yes|no)\b)", re.I)
+# Negation: a claim and its supporting fact must agree ("You can add items" is not supported by
+# "We cannot add items").
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|cannot|none|nothing|neither|nor|without)\b|n['\u2019]t\b", re.I
+)
 _REFUSAL = re.compile(
     r"\b(?:i\s+(?:do\s+not|don't|cannot|can't|am\s+not\s+able\s+to)\s+(?:know|find|answer|help|"
     r"say|tell|see|provide)|(?:is|are)\s+not\s+(?:mentioned|provided|given|in\s+the\s+sources)|"
@@ -411,7 +440,12 @@ class Guard:
                     self.sentences.append(
                         SourceSentence(plain, index, content_words(plain), _clauses(plain))
                     )
+        self.vocabulary: set[str] = content_words(question).union(
+            *(s.words for s in self.sentences)
+        )
         self._vectors: np.ndarray | None = None
+        self._vocabulary_surfaces: list[str] = []
+        self._vocabulary_vectors: np.ndarray | None = None
         self.accepted: list[set[str]] = []
         self.trigrams: dict[tuple[str, ...], int] = {}
 
@@ -448,6 +482,46 @@ class Guard:
             return number
         return ""
 
+    def _novel_words(self, plain: str, own: set[str]) -> list[str]:
+        """The sentence's content words that no fact and not the question uses, nor a close
+        synonym of one of their words (word cosine >= NOVEL_SYNONYM_COSINE)."""
+        unknown = own - self.vocabulary - GENERIC_WORDS - _UNIT_WORDS
+        surfaces = sorted(
+            {
+                w
+                for w in words(plain)
+                if _stem(w) in unknown
+                and w not in _NUMBER_WORDS
+                and not any(ch.isdigit() for ch in w)
+                and len(w) > 1
+            }
+        )
+        if len(surfaces) <= MAX_NOVEL_WORDS or self.embed is None:
+            return surfaces
+        if self._vocabulary_vectors is None:
+            self._vocabulary_surfaces = sorted(
+                {
+                    w
+                    for text in (self.question, *(s.text for s in self.sentences))
+                    for w in words(text)
+                    if w not in STOPWORDS and len(w) > 2 and not w.isdigit()
+                }
+            )[:400]
+            self._vocabulary_vectors = (
+                np.asarray(self.embed(self._vocabulary_surfaces))
+                if self._vocabulary_surfaces
+                else np.zeros((0, 0))
+            )
+        if not len(self._vocabulary_vectors):
+            return surfaces
+        vectors = np.asarray(self.embed(surfaces))
+        similarity = vectors @ self._vocabulary_vectors.T
+        return [
+            w
+            for w, row in zip(surfaces, similarity, strict=True)
+            if float(row.max()) < NOVEL_SYNONYM_COSINE
+        ]
+
     def check(self, sentence: str) -> Verdict:
         """The verdict on the next sentence of the answer (already stripped of markup)."""
         plain = without_list_mark(without_citations(sentence)).strip()
@@ -473,9 +547,16 @@ class Guard:
             return Verdict(False, "invented_fact", "said of something else: " + misplaced)
         if _REFUSAL.search(plain):
             return Verdict(False, "refusal", plain[:80])
+        if placeholder := _PLACEHOLDER.search(plain):
+            return Verdict(False, "invented_fact", "a placeholder: " + placeholder[0])
+        if _VERDICT.search(plain):
+            return Verdict(False, "unsupported", "a yes/no verdict no fact states")
         if len(own) < MIN_CLAIM_WORDS:
             self.accepted.append(own)
             return Verdict(True, claim=False)
+        novel = self._novel_words(plain, own)
+        if len(novel) > MAX_NOVEL_WORDS:
+            return Verdict(False, "unsupported", "words no fact uses: " + ", ".join(novel[:5]))
         best_lexical, best_index = 0.0, None
         for i, source in enumerate(self.sentences):
             overlap = len(own & source.words) / len(own)
@@ -500,6 +581,17 @@ class Guard:
             or (best_cosine >= min_cos and best_lexical >= min_lex)
         )
         source = self.sentences[index].source if index is not None else None
+        if supported and index is not None:
+            fact = self.sentences[index].text
+            if bool(_NEGATION.search(plain)) != bool(_NEGATION.search(fact)):
+                return Verdict(
+                    False,
+                    "contradiction",
+                    f"negation differs from the fact: {fact[:80]}",
+                    source=source,
+                    cosine=round(best_cosine, 3),
+                    lexical=round(best_lexical, 3),
+                )
         verdict = Verdict(
             supported,
             "" if supported else "unsupported",

@@ -206,3 +206,31 @@ def test_links_to_hosts_the_tenant_does_not_trust_are_not_clickable():
 )
 def test_scope_sorts_chit_chat_and_off_topic_requests_from_questions(message, kind):
     assert scope.classify(message) == kind
+
+
+@pytest.mark.parametrize(
+    ("sentence", "reason"),
+    [
+        # A yes/no verdict that no fact states, even about something real.
+        ("Yes, you can return it within 30 days.", "unsupported"),
+        ("The answer is no, the frame is covered for 2 years.", "unsupported"),
+        # The fact as it is, and said the opposite way.
+        ("You can return it within 30 days from the day your order is delivered.", ""),
+        ("Returns are not possible within 30 days of delivery.", "contradiction"),
+        # A template placeholder and words no fact uses (how small models invent).
+        ("Track your order at [tracking link] with your order number.", "invented_fact"),
+        ("Download the Northwind app from our website to track your order.", "unsupported"),
+    ],
+)
+def test_guard_rejects_verdicts_contradictions_placeholders_and_new_words(sentence, reason):
+    result = verdict(sentence, embed=_encode())
+    if reason:
+        assert not result.ok and result.reason == reason, result
+    else:
+        assert result.ok, result
+
+
+def _encode():
+    from apps.assistant.engine import encode
+
+    return encode
