@@ -48,6 +48,8 @@ MISSING_PENALTY, MISSING_MAX = 0.1, 0.3
 NO_AMOUNT_PENALTY = 0.2
 # A grounded answer must state every number of the best evidence when it has at most this many.
 KEY_NUMBERS_ALL = 3
+# ... and at least this share of its content words.
+KEY_WORDS_SHARE = 0.5
 # How much the guard's verdict moves the stored score once the model has answered.
 WEIGHT_GUARD = 0.2
 # An answer whose best sentence is this much less related to the question than the best
@@ -677,7 +679,8 @@ class _Run:
     async def _misses_the_point(self, found: Evidence, accepted: list[str]) -> str:
         """A reason when grounded sentences do not answer the question: they leave out a
         number of the best evidence ("1 year" without "or 500 charge cycles"; all of them when it
-        has at most KEY_NUMBERS_ALL, one otherwise), or are about something else."""
+        has at most KEY_NUMBERS_ALL, one otherwise), leave out most of its words, or are about
+        something else."""
         best = found.best
         if best is None:
             return ""
@@ -687,6 +690,12 @@ class _Run:
             needed = key_numbers if len(key_numbers) <= KEY_NUMBERS_ALL else set()
             if not key_numbers & said or not needed <= said:
                 return "missing_key_fact"
+        # Most of the best evidence's words must be in the answer ("by following the
+        # instructions" says nothing the evidence says).
+        key_words = grounding.content_words(best.plain) - grounding.GENERIC_WORDS
+        said_words = grounding.content_words(" ".join(accepted))
+        if key_words and len(key_words & said_words) / len(key_words) < KEY_WORDS_SHARE:
+            return "missing_key_fact"
 
         def relevance() -> float:
             vectors = encode([grounding.without_citations(s) for s in accepted])

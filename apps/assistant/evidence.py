@@ -87,7 +87,7 @@ class Evidence:
     coverage: float = 0.0  # share of the question's content words found in the top chunks
     # Question words the retrieved knowledge never uses, nor a synonym or typo of them.
     missing: list[str] = field(default_factory=list)
-    # For "how much"/"cost" questions: whether a top unit holds an amount (None: not asked).
+    # For "how much"/"cost" questions: whether the best unit holds an amount (None: not asked).
     wanted_type_found: bool | None = None
 
     @property
@@ -327,7 +327,8 @@ def gather(
         evidence.coverage = len(q_words & top) / len(q_words)
     evidence.missing = missing_terms(question=question, chunks=chunks, encode=encode)
     if _AMOUNT_ASKED.search(question or ""):
-        evidence.wanted_type_found = any(_AMOUNT.search(u.plain) for u in units[:3])
+        # The best unit itself must hold an amount (a price elsewhere is another thing's).
+        evidence.wanted_type_found = bool(units) and bool(_AMOUNT.search(units[0].plain))
     return evidence
 
 
