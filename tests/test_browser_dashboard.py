@@ -96,7 +96,9 @@ def test_dashboard_in_chromium_shows_only_the_viewers_tenant(
         page.wait_for_selector("#sa-summary")
 
         assert page.inner_text('[data-metric="conversations"]') == "4444"
-        assert page.locator("svg.sa-chart").count() == 5
+        # Conversations, rates, answer outcomes, latency, feedback, tokens.
+        assert page.locator("svg.sa-chart").count() == 6
+        assert "Answers: grounded, fell back to extractive, declined" in page.content()
         assert page.locator("svg.sa-chart rect").count() > 0  # bars drawn
         assert page.locator("svg.sa-chart polyline").count() > 0  # lines drawn
         body = page.inner_text("body")

@@ -86,7 +86,8 @@ def test_metrics_with_the_token_expose_django_and_supportai_metrics(client, metr
         for pair in line[line.index("{") + 1 : line.index("}")].split(",")
         if pair
     }
-    assert label_names <= {"decision", "kind", "type", "task", "state", "le"}, label_names
+    allowed = {"decision", "kind", "type", "task", "state", "outcome", "le"}
+    assert label_names <= allowed, label_names
 
 
 # --- After a real chat ------------------------------------------------------------------------
