@@ -194,6 +194,12 @@ def answerability(found: Evidence) -> tuple[float, dict[str, Any]]:
     score -= min(MISSING_MAX, MISSING_PENALTY * len(found.missing))
     if found.wanted_type_found is False:
         score -= NO_AMOUNT_PENALTY
+    if best.kind == "curated":
+        # An agent's answer to a question this similar (curated answers are only retrieved at
+        # WORKSPACE_CURATED_MIN_SIMILARITY or above) answers it, whatever words the knowledge
+        # lacks.
+        matched = float(getattr(found.chunks[best.chunk], "score", 0.0) or 0.0)
+        score = max(score, matched)
     signals: dict[str, Any] = {
         "cosine": round(best.cosine, 3),
         "keywords": round(best.keywords, 3),
