@@ -131,6 +131,10 @@ def _manage(repo: Path, *args: str) -> str:
     return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kill_leftovers(folder: Path) -> None:
     for line in _processes_in(folder):
         with contextlib.suppress(ProcessLookupError):
@@ -156,6 +160,9 @@ def test_run_script_on_other_ports_answers_and_stops_on_ctrl_c(tmp_path):
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As from a terminal: SIGINT at its default. A suite started in the background
+            # inherits SIGINT ignored, and bash cannot trap a signal ignored on entry.
+            preexec_fn=_default_sigint,
         )
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
