@@ -52,15 +52,12 @@ LIST_MAX_CHARS = 700
 # A curated answer (an agent's correction) this similar to the question is the answer.
 CURATED_MIN_SCORE = 0.8
 # A question word the retrieved knowledge never uses (nor a typo of one) is "missing" unless a
-# word of the best chunks means nearly the same (word cosine at least this: "bitcoin" ~
-# "cryptocurrency" 0.71, "bought" ~ "purchased" 0.91; "kids" ~ "bikes" 0.33, "rent" ~
-# "financing" 0.48). Hybrid retrieval brings up any chunk that uses a rare word, so a word absent
-# from all retrieved chunks is, in practice, absent from the knowledge.
-SYNONYM_COSINE = 0.6
+# word of the best SYNONYM_CHUNKS chunks means nearly the same (grounding.without_synonyms).
+# Hybrid retrieval brings up any chunk that uses a rare word, so a word absent from all
+# retrieved chunks is, in practice, absent from the knowledge.
 SYNONYM_CHUNKS = 3
 SYNONYM_MAX_WORDS = 240
 TYPO_SIMILARITY = 0.8
-GENERIC_WORDS = grounding.GENERIC_WORDS
 
 
 @dataclass
@@ -320,12 +317,13 @@ def gather(
             unit.score += 0.1
     units.sort(key=lambda u: u.score, reverse=True)
     evidence.units = units
+    chunk_words = [grounding.content_words(_chunk_text(c)) for c in chunks]
     if q_words:
-        top = set().union(
-            *(grounding.content_words(c.text) | title_words[i] for i, c in enumerate(chunks[:3]))
-        )
+        top = set().union(*chunk_words[:3])
         evidence.coverage = len(q_words & top) / len(q_words)
-    evidence.missing = missing_terms(question=question, chunks=chunks, encode=encode)
+    evidence.missing = missing_terms(
+        question=question, chunks=chunks, encode=encode, chunk_words=chunk_words
+    )
     if _AMOUNT_ASKED.search(question or ""):
         # The best unit itself must hold an amount (a price elsewhere is another thing's).
         evidence.wanted_type_found = bool(units) and bool(_AMOUNT.search(units[0].plain))
@@ -341,24 +339,35 @@ def _covered_by_parts(word: str, vocabulary: set[str]) -> bool:
     return False
 
 
+def _chunk_text(chunk: Any) -> str:
+    """A chunk's text with its title and headings (what its words are searched in)."""
+    return (
+        f"{getattr(chunk, 'text', '')} {getattr(chunk, 'title', '')} "
+        f"{' '.join(getattr(chunk, 'heading_path', None) or [])}"
+    )
+
+
 def missing_terms(
-    *, question: str, chunks: Sequence[Any], encode: Any, limit_chunks: int = SYNONYM_CHUNKS
+    *,
+    question: str,
+    chunks: Sequence[Any],
+    encode: Any,
+    limit_chunks: int = SYNONYM_CHUNKS,
+    chunk_words: Sequence[set[str]] | None = None,
 ) -> list[str]:
     """The question's words (as the customer wrote them) that the retrieved chunks never use,
-    nor a typo, compound or close synonym of them: "Do you sell kids bikes?" -> ["kids"]."""
-    texts = [
-        f"{getattr(c, 'text', '')} {getattr(c, 'title', '')} "
-        f"{' '.join(getattr(c, 'heading_path', None) or [])}"
-        for c in chunks
-    ]
-    vocabulary = set().union(*(grounding.content_words(t) for t in texts)) if texts else set()
+    nor a typo, compound or close synonym of them: "Do you sell kids bikes?" -> ["kids"].
+    `chunk_words`: the chunks' content words, when the caller has them already."""
+    if chunk_words is None:
+        chunk_words = [grounding.content_words(_chunk_text(c)) for c in chunks]
+    vocabulary = set().union(*chunk_words)
     flat = {v.replace("-", "") for v in vocabulary}
     asked: dict[str, str] = {}
     for surface in grounding.words(_QUESTION_FORM.sub(" ", question or "")):
         stem = grounding.stem(surface)
         if (
             stem in vocabulary
-            or stem in GENERIC_WORDS
+            or stem in grounding.GENERIC_WORDS
             or surface in grounding.STOPWORDS
             or len(surface) < 2
             or any(ch.isdigit() for ch in surface)
@@ -378,19 +387,13 @@ def missing_terms(
         unknown.append(surface)
     if not unknown:
         return []
-    near: list[str] = []
-    for text in texts[:limit_chunks]:
-        for surface in grounding.words(text):
-            if surface not in grounding.STOPWORDS and len(surface) > 2 and surface not in near:
-                near.append(surface)
-    near = [w for w in near if not w.isdigit()][:SYNONYM_MAX_WORDS]
+    near = grounding.vocabulary_words(_chunk_text(c) for c in chunks[:limit_chunks])
+    near = near[:SYNONYM_MAX_WORDS]
     if not near:
         return unknown
-    vectors = embed_texts([*unknown, *near], encode)
-    similarity = vectors[: len(unknown)] @ vectors[len(unknown) :].T
-    return [
-        w for w, row in zip(unknown, similarity, strict=True) if float(row.max()) < SYNONYM_COSINE
-    ]
+    return grounding.without_synonyms(
+        unknown, embed_texts(near, encode), lambda texts: embed_texts(texts, encode)
+    )
 
 
 def select(evidence: Evidence, *, max_units: int = EXTRACTIVE_MAX_UNITS) -> list[Unit]:

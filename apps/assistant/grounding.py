@@ -50,7 +50,10 @@ MAX_SENTENCE_WORDS = 70
 # A claim may use at most this many content words that neither the facts nor the question use
 # ("website", "app", "located at [address]" are how a small model invents).
 MAX_NOVEL_WORDS = 2
-NOVEL_SYNONYM_COSINE = 0.6
+# A word means nearly the same as another at this word cosine or above ("bitcoin" ~
+# "cryptocurrency" 0.71, "bought" ~ "purchased" 0.91; "kids" ~ "bikes" 0.33, "rent" ~
+# "financing" 0.48): used for question words the knowledge lacks and answer words the facts lack.
+SYNONYM_COSINE = 0.6
 
 # --- Markup -----------------------------------------------------------------------------------
 
@@ -201,6 +204,33 @@ _GENERIC_TEXT = """
     exactly usually typically generally simply cost costs
 """
 GENERIC_WORDS = frozenset(_stem(w) for w in _GENERIC_TEXT.split())
+
+
+def vocabulary_words(texts: Iterable[str]) -> list[str]:
+    """The words of `texts` as written, once each, in order: no stopwords, no numbers, none
+    shorter than 3 letters."""
+    found = dict.fromkeys(
+        w
+        for text in texts
+        for w in words(text)
+        if w not in STOPWORDS and len(w) > 2 and not w.isdigit()
+    )
+    return list(found)
+
+
+def without_synonyms(
+    candidates: Sequence[str], vocabulary_vectors: np.ndarray, embed: Embed
+) -> list[str]:
+    """The `candidates` that no word of the vocabulary (its unit vectors) means nearly the same
+    as (word cosine below SYNONYM_COSINE)."""
+    if not candidates or not len(vocabulary_vectors):
+        return list(candidates)
+    similarity = np.asarray(embed(list(candidates))) @ np.asarray(vocabulary_vectors).T
+    return [
+        w
+        for w, row in zip(candidates, similarity, strict=True)
+        if float(row.max()) < SYNONYM_COSINE
+    ]
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -444,7 +474,6 @@ class Guard:
             *(s.words for s in self.sentences)
         )
         self._vectors: np.ndarray | None = None
-        self._vocabulary_surfaces: list[str] = []
         self._vocabulary_vectors: np.ndarray | None = None
         self.accepted: list[set[str]] = []
         self.trigrams: dict[tuple[str, ...], int] = {}
@@ -484,7 +513,7 @@ class Guard:
 
     def _novel_words(self, plain: str, own: set[str]) -> list[str]:
         """The sentence's content words that no fact and not the question uses, nor a close
-        synonym of one of their words (word cosine >= NOVEL_SYNONYM_COSINE)."""
+        synonym of one of their words (`without_synonyms`)."""
         unknown = own - self.vocabulary - GENERIC_WORDS - _UNIT_WORDS
         surfaces = sorted(
             {
@@ -499,28 +528,10 @@ class Guard:
         if len(surfaces) <= MAX_NOVEL_WORDS or self.embed is None:
             return surfaces
         if self._vocabulary_vectors is None:
-            self._vocabulary_surfaces = sorted(
-                {
-                    w
-                    for text in (self.question, *(s.text for s in self.sentences))
-                    for w in words(text)
-                    if w not in STOPWORDS and len(w) > 2 and not w.isdigit()
-                }
-            )[:400]
-            self._vocabulary_vectors = (
-                np.asarray(self.embed(self._vocabulary_surfaces))
-                if self._vocabulary_surfaces
-                else np.zeros((0, 0))
-            )
-        if not len(self._vocabulary_vectors):
-            return surfaces
-        vectors = np.asarray(self.embed(surfaces))
-        similarity = vectors @ self._vocabulary_vectors.T
-        return [
-            w
-            for w, row in zip(surfaces, similarity, strict=True)
-            if float(row.max()) < NOVEL_SYNONYM_COSINE
-        ]
+            texts = (self.question, *(s.text for s in self.sentences))
+            known = sorted(vocabulary_words(texts))[:400]
+            self._vocabulary_vectors = np.asarray(self.embed(known)) if known else np.zeros((0, 0))
+        return without_synonyms(surfaces, self._vocabulary_vectors, self.embed)
 
     def check(self, sentence: str) -> Verdict:
         """The verdict on the next sentence of the answer (already stripped of markup)."""
