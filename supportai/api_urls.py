@@ -7,6 +7,7 @@ catch-all at the end must stay last: it answers unknown URLs with the JSON error
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.actions import apis as actions_apis
 from apps.analytics import apis as analytics_apis
 from apps.conversations import apis as conversations_apis
 from apps.integrations.api import api_not_found
@@ -23,6 +24,7 @@ urlpatterns = [
     path("", include(knowledge_apis.router.urls)),
     path("", include(analytics_apis.urlpatterns)),
     path("", include(workspace_apis.router.urls)),
+    path("", include(actions_apis.router.urls)),
     # --- Keep last ---
     re_path(r"^(?P<path>.*)$", api_not_found, name="api-not-found"),
 ]

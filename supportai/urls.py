@@ -16,6 +16,8 @@ urlpatterns = [
     path("metrics", analytics_views.metrics_view, name="metrics"),
     path("dashboard/", include("apps.analytics.urls")),
     path("console/", include("apps.workspace.urls")),
+    # The demo order system the demo tenant's actions call (/demo/orders/; ACTIONS_DEMO_ORDERS).
+    path("", include("apps.actions.urls")),
     # Chat over HTTP (/chat/ask, /chat/stream) and the widget demo page (/demo/).
     path("", include("apps.assistant.urls")),
 ]

@@ -16,6 +16,8 @@ class EventType(models.TextChoices):
     DRIFT_ALERT = "drift.alert"
     # A conversation handed to a person missed its inbox's first-response or resolution target.
     SLA_BREACHED = "sla.breached"
+    # The assistant ran an action (an HTTP call into the tenant's systems): apps/actions.
+    ACTION_EXECUTED = "action.executed"
     # Every retry of a webhook delivery failed; for the admin and analytics, never a webhook.
     WEBHOOK_DELIVERY_DEAD = "webhook.delivery_dead"
 

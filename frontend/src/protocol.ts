@@ -13,6 +13,14 @@ export interface Citation {
   snippet?: string;
 }
 
+/** An action that changes data, waiting for the customer's confirm frame (apps/actions). */
+export interface MessageAction {
+  call_id: string;
+  title: string;
+  /** pending until answered; then the call's status (succeeded, failed, declined, …). */
+  state: string;
+}
+
 export interface WireMessage {
   id: number;
   role: Role;
@@ -23,6 +31,7 @@ export interface WireMessage {
   status?: 'complete' | 'failed' | 'streaming';
   /** Not in the base protocol; accepted if the server includes it. */
   conversation_id?: string | null;
+  action?: MessageAction | null;
 }
 
 /** How the widget key wants the widget to look, greet and speak (sent with `ready`). */
@@ -64,6 +73,7 @@ export type ServerFrame =
   | { type: 'status'; status: ConversationStatus; conversation_id?: string | null }
   | { type: 'csat_request' }
   | { type: 'feedback_ack'; message_id: number | null }
+  | { type: 'action_status'; call_id: string; status: string; duplicate?: boolean }
   | { type: 'error'; code: string; message?: string; client_id?: string | null }
   | { type: 'pong' };
 
@@ -73,6 +83,7 @@ export type ClientFrame =
   | { type: 'handoff' }
   | { type: 'feedback'; message_id: number; rating: 'up' | 'down' }
   | { type: 'csat'; score: number; comment: string }
+  | { type: 'confirm'; call_id: string; accept: boolean }
   | { type: 'ping' };
 
 /** Close codes the server uses to refuse a connection. */
@@ -114,7 +125,7 @@ export function buildSocketUrl(p: SocketUrlParams): string {
 
 const SERVER_TYPES = new Set([
   'ready', 'message', 'token', 'message_done', 'typing', 'handoff', 'agent_joined',
-  'status', 'csat_request', 'feedback_ack', 'error', 'pong',
+  'status', 'csat_request', 'feedback_ack', 'error', 'pong', 'action_status',
 ]);
 
 /** Parse one incoming frame; returns null for junk or unknown types. */

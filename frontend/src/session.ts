@@ -146,6 +146,12 @@ export class ChatSession {
     this.connection.reconnectNow();
   }
 
+  /** Confirm (or decline) an action the assistant asked about; the server runs it once. */
+  confirmAction(callId: string, accept: boolean): void {
+    if (this.state.setActionState(callId, accept ? 'confirming' : 'declining')) this.emit({ messages: true });
+    this.sendControl({ type: 'confirm', call_id: callId, accept });
+  }
+
   requestHandoff(): void {
     this.sendControl({ type: 'handoff' });
   }

@@ -7,6 +7,7 @@
 import type {
   Citation,
   ConversationStatus,
+  MessageAction,
   Role,
   ServerFrame,
   TeamState,
@@ -32,6 +33,8 @@ export interface ChatMessage {
   createdAt: string | null;
   state: MessageState;
   feedback: 'up' | 'down' | null;
+  /** An action waiting for the customer's confirmation (or its outcome). */
+  action?: MessageAction | null;
   /** Bumped on every change so the view can skip untouched bubbles. */
   version: number;
   /** Creation order, used to order messages that have no server id yet. */
@@ -156,6 +159,17 @@ export class ConversationState {
     m.sentGeneration = 0;
     m.version++;
     return m;
+  }
+
+  /** The confirm buttons of action `callId` give way to its state ('confirming', then the status). */
+  setActionState(callId: string, state: string): boolean {
+    const m = this.list.find((x) => x.action?.call_id === callId);
+    if (!m || !m.action || m.action.state === state) return false;
+    // An answer from the server ("unknown" for a stale button) never brings the buttons back.
+    if (state === 'pending') return false;
+    m.action = { ...m.action, state };
+    m.version++;
+    return true;
   }
 
   setFeedback(id: number, rating: 'up' | 'down' | null): boolean {
@@ -299,6 +313,11 @@ export class ConversationState {
         break;
       case 'feedback_ack':
         break;
+      case 'action_status':
+        if (typeof frame.call_id === 'string' && this.setActionState(frame.call_id, String(frame.status))) {
+          ch.messages = true;
+        }
+        break;
       case 'error': {
         ch.error = { code: frame.code || 'error', message: frame.message || '' };
         if (frame.client_id && this.markFailed(frame.client_id)) ch.messages = true;
@@ -369,6 +388,10 @@ export class ConversationState {
     const state: MessageState =
       wire.status === 'failed' ? 'failed' : wire.status === 'streaming' && !final ? 'streaming' : 'complete';
     const citations = Array.isArray(wire.citations) ? wire.citations : [];
+    const action =
+      wire.action && typeof wire.action.call_id === 'string'
+        ? { call_id: wire.action.call_id, title: String(wire.action.title ?? ''), state: String(wire.action.state ?? 'pending') }
+        : null;
     let msg = this.byId.get(wire.id);
     if (!msg && wire.client_id) {
       const pending = this.byClient.get(wire.client_id);
@@ -384,6 +407,7 @@ export class ConversationState {
         citations,
         createdAt: wire.created_at ?? null,
         state,
+        action,
       });
       this.byId.set(wire.id, msg);
       if (wire.client_id && !this.byClient.has(wire.client_id)) this.byClient.set(wire.client_id, msg);
@@ -397,7 +421,8 @@ export class ConversationState {
       idChanged ||
       msg.state !== state ||
       msg.content !== (wire.content ?? '') ||
-      JSON.stringify(msg.citations) !== JSON.stringify(citations);
+      JSON.stringify(msg.citations) !== JSON.stringify(citations) ||
+      JSON.stringify(msg.action ?? null) !== JSON.stringify(action);
     if (!changed) return { msg, created: false, changed: false };
     if (idChanged) {
       if (msg.id != null) this.byId.delete(msg.id);
@@ -407,6 +432,7 @@ export class ConversationState {
     msg.role = wire.role ?? msg.role;
     msg.content = wire.content ?? '';
     msg.citations = citations;
+    msg.action = action;
     msg.state = state;
     if (wire.created_at) msg.createdAt = wire.created_at;
     msg.version++;

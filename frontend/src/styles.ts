@@ -139,6 +139,9 @@ header :focus-visible { outline-color: var(--_accent-text); }
 .note { font-size: 12px; color: var(--_muted); margin: 2px 4px 0; display: flex; gap: 8px; align-items: center; }
 .note button { border: 0; background: none; color: var(--_accent); text-decoration: underline; padding: 0; font-size: 12px; }
 .actions { display: flex; gap: 4px; margin-top: 4px; }
+.action-confirm { display: flex; gap: 8px; margin: 6px 0 2px; align-items: center; font-size: 13px; color: var(--_muted); }
+.action-confirm button { border: 1px solid var(--_accent); border-radius: 8px; padding: 5px 12px; font: inherit; cursor: pointer; background: none; color: var(--_accent); }
+.action-confirm button[data-testid="action-confirm"] { background: var(--_accent); color: var(--_accent-text); }
 .actions button {
   border: 1px solid var(--_border); background: var(--_bg); border-radius: 8px;
   width: 30px; height: 26px; display: grid; place-items: center; padding: 0;

@@ -457,6 +457,8 @@ export class SupportAIChatElement extends HTMLElement {
     const testid = target.getAttribute('data-testid');
     if ((testid === 'thumbs-up' || testid === 'thumbs-down') && msgEl?.dataset.messageId) {
       this.session.sendFeedback(Number(msgEl.dataset.messageId), testid === 'thumbs-up' ? 'up' : 'down');
+    } else if ((testid === 'action-confirm' || testid === 'action-decline') && target.dataset.callId) {
+      this.session.confirmAction(target.dataset.callId, testid === 'action-confirm');
     } else if (testid === 'retry' && msgEl?.dataset.clientId) {
       this.session.retry(msgEl.dataset.clientId);
     }
@@ -687,6 +689,21 @@ export class SupportAIChatElement extends HTMLElement {
       bubble.append(list);
     }
     el.append(who, bubble);
+
+    if (m.action && m.state === 'complete') {
+      // An action that changes something runs only when the customer presses Confirm.
+      const box = h('div', { class: 'action-confirm', 'data-testid': 'action', 'data-state': m.action.state });
+      if (m.action.state === 'pending') {
+        box.append(
+          h('button', { type: 'button', 'data-testid': 'action-confirm', 'data-call-id': m.action.call_id }, t('confirmAction')),
+          h('button', { type: 'button', 'data-testid': 'action-decline', 'data-call-id': m.action.call_id }, t('declineAction')),
+        );
+      } else {
+        const busy = m.action.state === 'confirming' || m.action.state === 'declining';
+        box.append(h('span', { role: 'status' }, busy ? t('actionWorking') : t('actionAnswered')));
+      }
+      el.append(box);
+    }
 
     if (m.role === 'assistant' && m.id != null && m.state === 'complete') {
       const actions = h('div', { class: 'actions' });

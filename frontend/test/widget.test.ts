@@ -174,6 +174,29 @@ describe('<supportai-chat>', () => {
     void down;
   });
 
+  it('asks to confirm an action once and shows its outcome', () => {
+    mount();
+    const ws = openAndConnect();
+    const action = { call_id: 'call-1', title: 'Cancel order', state: 'pending' };
+    ws.serverSend({
+      type: 'message_done',
+      message: msg(20, 'assistant', 'Please confirm: Cancel order for order number NW-517204.', { action }),
+    });
+    const asked = $('[data-testid="message"][data-message-id="20"]');
+    const confirm = asked.querySelector<HTMLButtonElement>('button[data-testid="action-confirm"]')!;
+    expect(confirm.textContent).toBe('Confirm');
+    expect(asked.querySelector('button[data-testid="action-decline"]')).not.toBeNull();
+    confirm.click();
+    expect(ws.sentOfType('confirm')).toEqual([{ type: 'confirm', call_id: 'call-1', accept: true }]);
+    // The buttons are gone at once: a second click cannot send a second confirmation.
+    const busy = $('[data-testid="message"][data-message-id="20"]');
+    expect(busy.querySelector('button[data-testid="action-confirm"]')).toBeNull();
+    expect(busy.querySelector('[data-testid="action"]')!.getAttribute('data-state')).toBe('confirming');
+    ws.serverSend({ type: 'action_status', call_id: 'call-1', status: 'succeeded' });
+    expect($('[data-testid="action"]').getAttribute('data-state')).toBe('succeeded');
+    expect($('[data-testid="action"]').textContent).toBe('Answered');
+  });
+
   it('never executes HTML from messages', () => {
     mount();
     const ws = openAndConnect();
