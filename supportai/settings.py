@@ -171,6 +171,7 @@ INSTALLED_APPS = [
     "apps.assistant",
     "apps.integrations",
     "apps.knowledge",
+    "apps.actions",
     "apps.analytics",
     "apps.workspace",
     "django_prometheus",
@@ -527,6 +528,21 @@ WEBHOOK_TIMEOUT = _float("WEBHOOK_TIMEOUT", 10.0, minimum=0.1)
 # Webhook URLs on loopback/private addresses are refused (request forgery), DEBUG or not:
 # the demo runs with DEBUG on and would otherwise let a webhook read the host's own services.
 WEBHOOK_ALLOW_PRIVATE_TARGETS = _bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+
+# --- Actions (apps/actions, docs/actions.md) ---
+# Action URLs on loopback/private addresses are refused unless this is on (every tenant) or an
+# operator sets "actions_allow_private": true in that tenant's settings.
+ACTIONS_ALLOW_PRIVATE_TARGETS = _bool("ACTIONS_ALLOW_PRIVATE_TARGETS", False)
+ACTIONS_MAX_RESPONSE_BYTES = _int("ACTIONS_MAX_RESPONSE_BYTES", 262144, minimum=1024)
+ACTIONS_MAX_TIMEOUT = _float("ACTIONS_MAX_TIMEOUT", 15.0, minimum=0.5)
+# How parameters the matcher cannot find are filled: "json_schema" (a schema-constrained call,
+# vLLM and llama.cpp), "tools" (OpenAI tool calling, vLLM) or "off" (ask the customer).
+ACTIONS_LLM_FILL = _choice("ACTIONS_LLM_FILL", "json_schema", {"json_schema", "tools", "off"})
+ACTIONS_LLM_TIMEOUT = _float("ACTIONS_LLM_TIMEOUT", 8.0, minimum=0.1)
+# A question waiting for a missing parameter or a confirmation expires after this many seconds.
+ACTIONS_PENDING_SECONDS = _int("ACTIONS_PENDING_SECONDS", 900, minimum=1)
+# Serve the demo order system at /demo/orders/ (the demo tenant's actions call it).
+ACTIONS_DEMO_ORDERS = _bool("ACTIONS_DEMO_ORDERS", DEBUG)
 SPECTACULAR_SETTINGS = {
     "TITLE": "SupportAI API",
     "DESCRIPTION": "REST API for CRM integration: conversations, contacts, knowledge, webhooks.",

@@ -27,7 +27,16 @@ DECISIONS = frozenset({"answer", "clarify", "handoff", "extractive", "decline"})
 # What the answer engine did with an answer (`Message.grounding["outcome"]`); the same set as
 # apps.conversations.selectors.GROUNDING_OUTCOMES, spelled out so this module imports no app.
 ANSWER_OUTCOMES = frozenset(
-    {"grounded", "fell_back", "extractive", "generative", "declined", "chitchat", "handoff"}
+    {
+        "grounded",
+        "fell_back",
+        "extractive",
+        "generative",
+        "declined",
+        "chitchat",
+        "handoff",
+        "action",
+    }
 )
 ANSWERABILITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 LLM_ERROR_KINDS = frozenset({"timeout", "connection", "server", "bad_response", "other"})

@@ -66,6 +66,9 @@ class Request:
     access_groups: list[str] | None = None
     language: str = ""
     started: float = field(default_factory=time.monotonic)
+    # The chat's conversation and the customer's message (actions need both; None elsewhere).
+    conversation: Any = None
+    message: Any = None
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -372,6 +375,14 @@ class _Run:
                 decision=Decision.DECLINE if kind == "off_topic" else Decision.ANSWER,
                 grounding={"outcome": "chitchat", "reason": kind, "dropped": [], "signals": {}},
             )
+
+        if request.conversation is not None:
+            # Order lookups and other actions answer from the company's systems, not articles.
+            from apps.assistant import actions_turn
+
+            handled = await actions_turn.try_action(self)
+            if handled is not None:
+                return handled
 
         self.query = query or request.question
         started = time.monotonic()

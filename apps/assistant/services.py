@@ -76,6 +76,7 @@ class Turn:
     company: str
     access_groups: list[str]
     started: float = field(default_factory=time.monotonic)
+    message: Message | None = None  # the customer's message (an action's audit points to it)
 
     @property
     def ids(self) -> dict[str, Any]:
@@ -102,6 +103,7 @@ def _prepare(conversation: Conversation, message: Message, access_groups: list[s
         history=[(m.role, m.content) for m in history],
         company=conversation.tenant.name,
         access_groups=list(access_groups),
+        message=message,
     )
 
 
@@ -257,6 +259,8 @@ async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
         access_groups=turn.access_groups,
         language=language,
         started=turn.started,
+        conversation=turn.conversation,
+        message=turn.message,
     )
     try:
         result = await engine.answer(request, strategy=mode, emit=emit, query=query)

@@ -287,6 +287,24 @@ def _demo_context() -> dict[str, Any]:
     return {"tenant": tenant, "widget_key": widget_key.key}
 
 
+def _demo_user_token(tenant: Any, customer: str) -> str:
+    """`?customer=cust_alice`: the page signs the visitor in as that demo customer, as a
+    company's own site would, so identity-bound actions (order status) work in the demo."""
+    from apps.actions.demo_orders import DEMO_CUSTOMERS
+    from apps.tenants.services import end_user_token_sign
+
+    known = DEMO_CUSTOMERS.get(customer)
+    if known is None:
+        return ""
+    return end_user_token_sign(
+        tenant=tenant, external_id=customer, email=known["email"], name=known["name"]
+    )
+
+
 async def demo(request: HttpRequest) -> HttpResponse:
     """A help-center page of the demo tenant with the widget embedded, as a customer would."""
-    return render(request, "demo/index.html", await db_async(_demo_context)())
+    context = await db_async(_demo_context)()
+    customer = request.GET.get("customer", "")
+    if customer:
+        context["user_token"] = _demo_user_token(context["tenant"], customer)
+    return render(request, "demo/index.html", context)

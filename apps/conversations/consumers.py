@@ -43,7 +43,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_RATE_LIMITED = 4429
 MAX_FRAME_BYTES = 64 * 1024
 MAX_COMMENT = 2000
-CLIENT_TYPES = frozenset({"message", "typing", "handoff", "feedback", "csat", "ping"})
+CLIENT_TYPES = frozenset(
+    {"message", "typing", "handoff", "feedback", "csat", "ping", "confirm"}
+)
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
@@ -359,6 +361,44 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "Sorry, something went wrong while answering. Please try again, or use "
                     "“Talk to a person”.",
                 )
+
+    async def on_confirm(self, content: dict[str, Any]) -> None:
+        """The customer confirms (or declines) an action that changes data (apps/actions).
+
+        The call runs once: a second confirm frame for it (double click, second tab) only gets
+        its status back."""
+        call_id, accept = content.get("call_id"), content.get("accept", True)
+        if not isinstance(call_id, str) or not 0 < len(call_id) <= 64:
+            await self.send_error("invalid", "confirm needs the call_id of the action.")
+            return
+        if not isinstance(accept, bool):
+            await self.send_error("invalid", "accept must be true or false.")
+            return
+        conversation = self.session.conversation
+        if conversation is None:
+            await self.send_error("invalid", "There is nothing to confirm yet.")
+            return
+        self.keep(asyncio.create_task(self.confirm_action(conversation, call_id, accept)))
+
+    async def confirm_action(self, conversation: Conversation, call_id: str, accept: bool) -> None:
+        from apps.assistant.actions_turn import confirm
+
+        claims = self.session.claims or {}
+        who = f"customer {claims.get('sub')}" if claims.get("sub") else "anonymous visitor"
+        async with self.answer_lock:
+            try:
+                frame = await confirm(
+                    conversation=conversation, call_id=call_id, accept=accept, by=who
+                )
+            except Exception:
+                logger.exception("confirming action call %s failed", call_id)
+                await self.send_error(
+                    "action_failed",
+                    "Sorry, that could not be done. Please use “Talk to a person”.",
+                    call_id=call_id,
+                )
+                return
+        await self.send_json(frame)
 
     async def on_handoff(self, content: dict[str, Any]) -> None:
         conversation = await self.ensure_conversation()

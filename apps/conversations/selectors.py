@@ -174,6 +174,7 @@ GROUNDING_OUTCOMES = (
     "declined",
     "chitchat",
     "handoff",
+    "action",
 )
 DROPPED_MAX = 20
 
@@ -237,7 +238,7 @@ def message_event_payload(message: Message) -> dict[str, Any]:
 
 def message_wire(message: Message) -> dict[str, Any]:
     """A message as the chat protocol sends it (docs/websocket.md)."""
-    return {
+    wire = {
         "id": message.pk,
         "role": message.role,
         "content": message.content,
@@ -246,3 +247,12 @@ def message_wire(message: Message) -> dict[str, Any]:
         "client_id": message.client_id,
         "status": message.status,
     }
+    action = (message.grounding or {}).get("action")
+    if isinstance(action, dict) and action.get("call_id"):
+        # An action that changes data waits for the customer's confirm frame (apps/actions).
+        wire["action"] = {
+            "call_id": str(action["call_id"]),
+            "title": str(action.get("title") or ""),
+            "state": str(action.get("state") or "pending"),
+        }
+    return wire

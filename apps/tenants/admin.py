@@ -80,7 +80,9 @@ class TenantAdmin(TenantRoleMixin, ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
         if not request.user.is_superuser:
-            fields += ["slug", "is_active"]
+            # `settings` holds operator switches such as "actions_allow_private" (whether the
+            # tenant's actions may reach private addresses): not the tenant's own to flip.
+            fields += ["slug", "is_active", "settings"]
         return fields
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
