@@ -23,8 +23,10 @@ from django.conf import settings
 from apps.actions import matching, selectors, services
 from apps.actions.models import Action, ActionCall, CallStatus
 from apps.actions.runner import Outcome
-from apps.assistant import prompts
-from apps.conversations.models import Decision
+from apps.assistant import prompts, retrieval
+from apps.assistant.delivery import message_finish_push
+from apps.conversations import services as conversation_services
+from apps.conversations.models import Decision, Message, MessageStatus
 from apps.core import llm
 from apps.core.asyncdb import db_async
 
@@ -91,6 +93,7 @@ def source_title(action: Action, params: dict[str, Any]) -> str:
 
 def result_text(action: Action, params: dict[str, Any], shown: dict[str, Any]) -> str:
     facts = "; ".join(f"{field_label(k)}: {field_value(v)}" for k, v in shown.items())
+    facts = facts.rstrip(". ")  # the sentence ends with its own full stop
     subject = params_text(action, params)
     if action.changes_data:
         # What the system says happened (it may have refused: "already shipped").
@@ -123,8 +126,6 @@ def failure_text(action: Action, params: dict[str, Any], outcome: Outcome) -> st
 
 
 def _encode(texts: list[str]) -> Any:
-    from apps.assistant import retrieval
-
     return retrieval.encode(texts)
 
 
@@ -433,12 +434,9 @@ def _confirm_sync(
 
 
 def _post(conversation: Any, text: str, *, citations: list[dict], grounding: dict) -> dict:
-    from apps.assistant.services import _finish_and_push  # the same path as every answer
-    from apps.conversations import services as conversation_services
-    from apps.conversations.models import MessageStatus
 
     reply = conversation_services.assistant_message_start(conversation=conversation, model="")
-    return _finish_and_push(
+    return message_finish_push(  # the same path as every answer
         reply,
         content=text,
         citations=citations,
@@ -450,8 +448,6 @@ def _post(conversation: Any, text: str, *, citations: list[dict], grounding: dic
 
 def _mark_asking_message(conversation: Any, call_id: str, state: str) -> None:
     """The message that asked for confirmation no longer offers it (on replay too)."""
-    from apps.conversations.models import Message
-
     messages = Message.objects.for_tenant(conversation.tenant_id).filter(
         conversation=conversation, grounding__action__call_id=call_id
     )

@@ -700,7 +700,9 @@ export class SupportAIChatElement extends HTMLElement {
         );
       } else {
         const busy = m.action.state === 'confirming' || m.action.state === 'declining';
-        box.append(h('span', { role: 'status' }, busy ? t('actionWorking') : t('actionAnswered')));
+        const outcome = { succeeded: 'actionDone', declined: 'actionDeclined', failed: 'actionFailed' } as const;
+        const done = outcome[m.action.state as keyof typeof outcome] ?? 'actionAnswered';
+        box.append(h('span', { role: 'status' }, t(busy ? 'actionWorking' : done)));
       }
       el.append(box);
     }

@@ -194,7 +194,7 @@ describe('<supportai-chat>', () => {
     expect(busy.querySelector('[data-testid="action"]')!.getAttribute('data-state')).toBe('confirming');
     ws.serverSend({ type: 'action_status', call_id: 'call-1', status: 'succeeded' });
     expect($('[data-testid="action"]').getAttribute('data-state')).toBe('succeeded');
-    expect($('[data-testid="action"]').textContent).toBe('Answered');
+    expect($('[data-testid="action"]').textContent).toBe('Confirmed');
   });
 
   it('never executes HTML from messages', () => {
