@@ -2,7 +2,9 @@
 
 `Model.objects` fails closed: a queryset is only evaluated once it is filtered by a tenant
 (`for_tenant(t)`, `for_tenants([...])`, or `filter(tenant=...)`), reached through a related
-manager of an already-loaded row, or explicitly opened with the greppable `.unscoped()`.
+manager of a loaded tenant-owned row or of a `Tenant` (`conversation.messages`), or explicitly
+opened with `.unscoped()`, the one escape hatch. A related manager of anything else
+(`user.memberships`, `index.chunks`) spans tenants, so it fails closed like `objects`.
 """
 
 from __future__ import annotations
@@ -100,11 +102,19 @@ class TenantQuerySet(models.QuerySet):
         return super().contains(obj)
 
 
+def _owns_one_tenant(instance: Any) -> bool:
+    """Whether every row related to `instance` belongs to one tenant: it is a tenant-owned row
+    (children share their parent's tenant) or the tenant itself."""
+    return isinstance(instance, TenantScopedModel) or instance._meta.label == "tenants.Tenant"
+
+
 class TenantManager(models.Manager.from_queryset(TenantQuerySet)):  # type: ignore[misc]
     def get_queryset(self) -> TenantQuerySet:
         queryset = super().get_queryset()
-        # Related managers (conversation.messages) start from a row that was already scoped.
-        if getattr(self, "instance", None) is not None:
+        # Related managers (conversation.messages) of a tenant-owned row start from a row that
+        # was already scoped; those of a user or an index span tenants and stay unscoped.
+        instance = getattr(self, "instance", None)
+        if instance is not None and _owns_one_tenant(instance):
             queryset._tenant_scoped = True
         return queryset
 
@@ -122,15 +132,14 @@ class TenantScopedModel(TimestampedModel):
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
 
-    # Django's internals (related lookups, deletion collector) use the plain manager;
-    # application code uses `objects`, which fails closed.
-    all_tenants = models.Manager()
+    # The one manager, so it is every model's default whatever its other bases (admin, forms
+    # and related managers all use it): `.unscoped()` stays the one way to every tenant's rows.
+    # Django's internals (related lookups, the deletion collector) use the automatic plain
+    # `_base_manager`.
     objects = TenantManager()
 
     class Meta:
         abstract = True
-        base_manager_name = "all_tenants"
-        default_manager_name = "objects"
 
 
 class PublicIdMixin(models.Model):

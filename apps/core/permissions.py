@@ -43,7 +43,7 @@ def tenants_for_user(*, user: Any, min_role: Role = Role.AGENT) -> QuerySet[Tena
         return Tenant.objects.all()
     roles = [r for r, rank in ROLE_RANK.items() if rank >= ROLE_RANK[min_role]]
     return Tenant.objects.filter(
-        pk__in=Membership.all_tenants.filter(user=user, role__in=roles).values("tenant_id"),
+        pk__in=Membership.objects.unscoped().filter(user=user, role__in=roles).values("tenant_id"),
         is_active=True,
     )
 
