@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0003_event_type_sla_breached'),
+        ('events', '0004_one_tenant_manager'),
     ]
 
     operations = [
