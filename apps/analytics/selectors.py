@@ -17,7 +17,7 @@ DASHBOARD_ROLE = Role.ADMIN
 
 
 def dashboard_tenants(*, user: Any) -> QuerySet[Tenant]:
-    return permissions.tenants_for_user(user=user, min_role=DASHBOARD_ROLE).order_by("name")
+    return permissions.staff_tenants(user=user, min_role=DASHBOARD_ROLE).order_by("name")
 
 
 def daily_stats(*, tenant: Any, days: int, today: dt.date | None = None) -> list[DailyTenantStats]:

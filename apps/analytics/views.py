@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from apps.analytics import charts, metrics, selectors
 from apps.analytics.exporter import check_bearer
 from apps.analytics.insights import insights_csv
+from apps.core import permissions
+from apps.core.errors import NotFoundError
 from supportai.logging import bind_tenant
 
 PERIODS = (7, 30, 90)
@@ -58,9 +60,12 @@ def _viewer_tenant(request: HttpRequest) -> tuple[Any, list[Any]]:
         raise PermissionDenied("Analytics are for owners and admins of a tenant.")
     slug = request.GET.get("tenant")
     if slug:
-        tenant = next((t for t in tenants if t.slug == slug), None)
-        if tenant is None:
-            raise Http404("No such tenant.")
+        try:
+            tenant = permissions.resolve_tenant(
+                user=request.user, slug=slug, min_role=selectors.DASHBOARD_ROLE
+            )
+        except NotFoundError as exc:
+            raise Http404(exc.message) from exc
     else:
         tenant = tenants[0]
     request.tenant = tenant  # type: ignore[attr-defined] — for the access log line

@@ -100,14 +100,9 @@ class TenantViewSetMixin:
                 "Name the tenant with ?tenant=<slug> or the X-Tenant header.",
                 code="tenant_required",
             )
-        tenant = (
-            permissions.tenants_for_user(user=request.user, min_role=self.tenant_role or Role.AGENT)
-            .filter(slug=slug)
-            .first()
+        return permissions.resolve_tenant(
+            user=request.user, slug=slug, min_role=self.tenant_role or Role.AGENT
         )
-        if tenant is None:
-            raise exceptions.NotFound("No such tenant.")
-        return tenant
 
     def get_queryset(self):
         return super().get_queryset().for_tenant(self.tenant)  # type: ignore[misc]

@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import Model, QuerySet
 from guardian.shortcuts import assign_perm, get_objects_for_user, get_users_with_perms, remove_perm
 
+from apps.core.errors import NotFoundError
 from apps.tenants.models import ROLE_RANK, Membership, Role, Tenant
 
 
@@ -46,6 +47,30 @@ def tenants_for_user(*, user: Any, min_role: Role = Role.AGENT) -> QuerySet[Tena
         pk__in=Membership.objects.unscoped().filter(user=user, role__in=roles).values("tenant_id"),
         is_active=True,
     )
+
+
+def staff_tenants(*, user: Any, min_role: Role = Role.AGENT) -> QuerySet[Tenant]:
+    """Tenants an active staff account works in with at least `min_role` (all for superusers).
+
+    The staff flag is the switch for every tenant-facing tool (admin, console, dashboard, the
+    API with a session, the admin websockets): clearing it locks a person out of all of them.
+    """
+    if not getattr(user, "is_authenticated", False) or not user.is_active or not user.is_staff:
+        return Tenant.objects.none()
+    return tenants_for_user(user=user, min_role=min_role)
+
+
+def resolve_tenant(*, user: Any, slug: str | None, min_role: Role = Role.AGENT) -> Tenant:
+    """The tenant `slug` names, if `user` may act in it with at least `min_role`.
+
+    Every place that takes a tenant slug from a person (API, consoles, dashboards, websockets)
+    resolves it here. Anything else raises `NotFoundError`: a tenant that is not theirs looks
+    exactly like one that does not exist.
+    """
+    tenant = staff_tenants(user=user, min_role=min_role).filter(slug=slug).first() if slug else None
+    if tenant is None:
+        raise NotFoundError("No such tenant.")
+    return tenant
 
 
 # --- Object grants inside a tenant (django-guardian) -------------------------------------------

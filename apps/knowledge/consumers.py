@@ -15,6 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
+from apps.core.errors import NotFoundError
 from apps.tenants.models import Role
 
 FORWARDED_TYPES = frozenset({"source.progress", "reindex.progress"})
@@ -25,14 +26,15 @@ CLOSE_FORBIDDEN = 4403
 @db_async
 def _groups_for(user: Any, slug: str | None) -> list[str] | None:
     """Groups the user may join, or None when they may not watch what they asked for."""
-    if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:
-        return None
-    tenants = permissions.tenants_for_user(user=user, min_role=Role.AGENT)
+    tenants = permissions.staff_tenants(user=user, min_role=Role.AGENT)
     if slug:
-        tenant = tenants.filter(slug=slug).first()
-        if tenant is None:
+        try:
+            tenant = permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
+        except NotFoundError:
             return None
         groups = [realtime.tenant_group(tenant.pk)]
+    elif not user.is_active or not user.is_staff:
+        return None
     elif user.is_superuser:
         groups = []
     else:

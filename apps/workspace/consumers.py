@@ -20,6 +20,7 @@ from django.conf import settings
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
+from apps.core.errors import NotFoundError
 from apps.tenants.models import Role
 from apps.workspace import handoff, selectors
 
@@ -37,10 +38,10 @@ MESSAGE_FRAMES = frozenset({"message", "message_done"})
 
 @db_async
 def _tenant_for(user: Any, slug: str | None) -> Any:
-    if not getattr(user, "is_authenticated", False) or not user.is_staff or not user.is_active:
+    try:
+        return permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
+    except NotFoundError:
         return None
-    tenants = permissions.tenants_for_user(user=user, min_role=Role.AGENT)
-    return tenants.filter(slug=slug).first() if slug else None
 
 
 @db_async

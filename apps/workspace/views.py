@@ -22,7 +22,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core import permissions
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, NotFoundError
 from apps.tenants.models import Role, Tenant
 from apps.workspace import selectors, services, suggestions
 
@@ -37,10 +37,7 @@ def _error(exc: ApplicationError) -> JsonResponse:
 
 
 def _staff_tenants(request: HttpRequest) -> QuerySet[Tenant]:
-    user = request.user
-    if not user.is_active or not user.is_staff:
-        return Tenant.objects.none()
-    return permissions.tenants_for_user(user=user, min_role=Role.AGENT).order_by("name")
+    return permissions.staff_tenants(user=request.user, min_role=Role.AGENT).order_by("name")
 
 
 def console_visible(request: HttpRequest) -> bool:
@@ -60,9 +57,10 @@ def console_view(view: Any) -> Any:
                     status=401,
                 )
             return redirect_to_login(request.get_full_path())
-        tenant = next((t for t in _staff_tenants(request) if t.slug == slug), None)
-        if tenant is None:
-            raise Http404("No such tenant.")
+        try:
+            tenant = permissions.resolve_tenant(user=request.user, slug=slug, min_role=Role.AGENT)
+        except NotFoundError as exc:
+            raise Http404(exc.message) from exc
         try:
             return view(request, tenant, *args, **kwargs)
         except ApplicationError as exc:
