@@ -57,9 +57,12 @@ def main() -> None:
     from apps.knowledge import runtime
     from apps.knowledge.chunking import format_embed_text
     from apps.knowledge.evaluation import load_corpus
+    from apps.knowledge.index_inputs import DocumentInput
+    from apps.knowledge.index_lifecycle import active_index
     from apps.knowledge.models import Chunk, Source
-    from apps.knowledge.pipeline import DocumentInput, Indexer, active_index
-    from apps.knowledge.services import source_create, source_delete, source_sync
+    from apps.knowledge.pipeline import Indexer
+    from apps.knowledge.services import source_create, source_delete
+    from apps.knowledge.sync import source_sync
     from apps.tenants.services import tenant_create
 
     corpus = load_corpus(args.corpus)[: args.limit]

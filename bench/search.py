@@ -59,11 +59,11 @@ from apps.knowledge.vectorstore.base import (
     RRF_K,
     SPARSE_VECTOR,
     ChunkPoint,
-    HybridFusion,
     SearchScope,
     chunk_payload,
     scope_filter,
 )
+from apps.knowledge.vectorstore.fusion import HybridFusion
 
 DIM = 384
 COLLECTION = "bench"

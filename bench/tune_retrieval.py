@@ -105,8 +105,8 @@ def prepare(name, evaluation_set, embedder, encoder, window_title: bool):
 
     t0 = time.perf_counter()
     with ingested(evaluation_set.corpus) as (tenant, _key_of, _stats):
+        from apps.knowledge.index_lifecycle import active_index
         from apps.knowledge.models import Document
-        from apps.knowledge.pipeline import active_index
 
         doc_keys = {
             str(pid): key
@@ -147,7 +147,8 @@ def prepare(name, evaluation_set, embedder, encoder, window_title: bool):
 def run_config(prep: Prepared, cfg: dict, mode: str) -> dict:
     from apps.knowledge import rerank
     from apps.knowledge.evaluation import dedupe, score_run
-    from apps.knowledge.vectorstore.base import HybridFusion, SearchHit, fuse
+    from apps.knowledge.vectorstore.base import SearchHit
+    from apps.knowledge.vectorstore.fusion import HybridFusion, fuse
 
     depth = cfg["prefetch"]
     run = {}

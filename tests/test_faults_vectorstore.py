@@ -25,11 +25,12 @@ import pytest
 
 from apps.assistant import prompts
 from apps.conversations.models import Conversation, Message, MessageRole
-from apps.conversations.testing import open_chat, receive_answer
 from apps.core.asyncdb import db_async
 from apps.knowledge import runtime
-from apps.knowledge.selectors import chunk_search, serving_index
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from apps.knowledge.index_lifecycle import serving_index
+from apps.knowledge.selectors import chunk_search
+from tests.support.chat import open_chat, receive_answer
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

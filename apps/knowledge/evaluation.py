@@ -17,6 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.test import override_settings
+
+from apps.knowledge import runtime
+from apps.knowledge.index_inputs import DocumentInput
+from apps.knowledge.index_lifecycle import active_index
+from apps.knowledge.models import Document, Source
+from apps.knowledge.pipeline import Indexer
+from apps.knowledge.selectors import chunk_search
+from apps.knowledge.services import source_delete
+from apps.tenants.services import tenant_create
+
 K_VALUES = (1, 5, 10)
 
 # What `evaluate_retrieval` compares by default: the product's retrieval (hybrid, reranked)
@@ -212,11 +224,6 @@ def parse_mode(mode: str) -> tuple[str, str, bool]:
 def ingested(corpus: list[CorpusEntry]) -> Iterator[tuple[Any, dict[int, str], Any]]:
     """`corpus` in a throw-away tenant through the real pipeline, deleted (rows and points)
     afterwards; yields the tenant, corpus ids by document pk, and the sync statistics."""
-    from apps.knowledge.models import Document, Source
-    from apps.knowledge.pipeline import DocumentInput, Indexer, active_index
-    from apps.knowledge.services import source_delete
-    from apps.tenants.services import tenant_create
-
     tenant = tenant_create(name="Retrieval evaluation", slug=f"eval-{uuid.uuid4().hex[:12]}")
     source = None
     try:
@@ -260,12 +267,6 @@ def evaluate(
     Modes: "hybrid", "dense", "sparse"; "hybrid-rrf" / "hybrid-convex" force that fusion; a
     "+rerank" suffix turns the reranking stage on (without it, it is off).
     """
-    from django.conf import settings
-    from django.test import override_settings
-
-    from apps.knowledge import runtime
-    from apps.knowledge.pipeline import active_index
-    from apps.knowledge.selectors import chunk_search
 
     started = time.perf_counter()
     with ingested(corpus) as (tenant, key_of, stats):

@@ -10,28 +10,38 @@ Ordering, and why it is safe:
 1. upsert new points (not yet visible: search maps points to `Chunk` rows and drops the rest);
 2. one transaction: new `Chunk` rows, removed rows, document fields (now visible);
 3. delete the removed chunks' points (until then they are unmapped, so never shown).
+
+What it takes in and the hashes live in `index_inputs`, the row reads and the batch transaction
+in `index_rows`, the counts in `index_stats`; which index is active, in `index_lifecycle`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.knowledge import runtime
 from apps.knowledge.chunking import Chunk as ChunkSpec
+from apps.knowledge.index_inputs import (
+    DocumentInput,
+    parse_limits,
+    payload_hash,
+    sections_hash,
+    sections_to_json,
+    titled_sections,
+)
+from apps.knowledge.index_rows import DocumentPlan, SourceRows, write_batch
+from apps.knowledge.index_stats import SyncStats
 from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
-from apps.knowledge.parsing import ParsedDocument, ParseError, ParseLimits, Section, parse_document
+from apps.knowledge.parsing import ParsedDocument, ParseError, Section, parse_document
 from apps.knowledge.rerank import WINDOWS_FIELD, pack_vectors, window_texts
-from apps.knowledge.vectorstore.base import ChunkPoint, CollectionNotFoundError, chunk_payload
+from apps.knowledge.vectorstore.base import ChunkPoint, chunk_payload
 
 logger = logging.getLogger(__name__)
 
@@ -40,188 +50,6 @@ UPSERT_BATCH = 256
 # chunks lets sentence-transformers sort them by length, so each batch pads to similar
 # lengths; flushing every 64 chunks cost a third of the model's speed (docs/retrieval.md).
 FLUSH_BATCHES = 8
-# Document fields a sync writes (bulk_update needs them named; updated_at is set by hand).
-DOCUMENT_FIELDS = [
-    "title",
-    "url",
-    "content_hash",
-    "access_groups",
-    "status",
-    "error",
-    "sections",
-    "fetched_at",
-    "etag",
-    "last_modified",
-    "links",
-    "version",
-    "chunk_count",
-    "updated_at",
-]
-
-
-# --------------------------------------------------------------------------- indexes
-
-
-def live_indexes() -> list[KnowledgeIndex]:
-    """Indexes that receive deletes: the active one and any being built."""
-    return list(
-        KnowledgeIndex.objects.filter(
-            status__in=[KnowledgeIndex.Status.READY, KnowledgeIndex.Status.BUILDING]
-        )
-    )
-
-
-def active_index() -> KnowledgeIndex:
-    """The index the alias points at, creating (or adopting) the first one on a fresh install."""
-    index = KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.READY).first()
-    if index is not None:
-        _heal_missing_collection(index)
-        return index
-    embedder = runtime.get_embedder()
-    store = runtime.get_store()
-    alias = settings.QDRANT_COLLECTION
-    dimension = embedder.dimension
-    target = store.get_alias_target(alias)
-    # When the database lost track (fresh database, same store), adopt what the alias serves.
-    adopt = bool(target) and target in store.list_collections()
-    name = target if adopt else new_collection_name()
-    store.ensure_collection(name, dense_dim=dimension)
-    try:
-        with transaction.atomic():
-            index, _ = KnowledgeIndex.objects.get_or_create(
-                collection=name,
-                defaults={
-                    "embedding_model": embedder.model_name,
-                    "embedding_model_path": embedder.model_path,
-                    "dimension": dimension,
-                    "chunking": runtime.chunking_config(),
-                    "status": KnowledgeIndex.Status.READY,
-                    "activated_at": timezone.now(),
-                },
-            )
-            if index.status != KnowledgeIndex.Status.READY:
-                index.status = KnowledgeIndex.Status.READY
-                index.activated_at = timezone.now()
-                index.save(update_fields=["status", "activated_at", "updated_at"])
-    except IntegrityError:
-        # Another process created the active index at the same moment; use theirs.
-        return KnowledgeIndex.objects.get(status=KnowledgeIndex.Status.READY)
-    if target != name:
-        store.switch_alias(alias, name)
-    return index
-
-
-def _heal_missing_collection(index: KnowledgeIndex) -> None:
-    """The store lost the serving collection (its files were removed, a new Qdrant server):
-    recreate it empty and forget its chunk rows, so the next sync of each source embeds its
-    documents again instead of trusting hashes of vectors that no longer exist."""
-    store = runtime.get_store()
-    if index.collection in store.list_collections():
-        return
-    logger.error(
-        "collection %s of the active index is missing from the vector store; recreating it "
-        "empty. Re-sync every source (or run a reindex) to fill it again.",
-        index.collection,
-    )
-    store.ensure_collection(index.collection, dense_dim=index.dimension)
-    store.switch_alias(settings.QDRANT_COLLECTION, index.collection)
-    Chunk.objects.unscoped().filter(index=index).delete()
-
-
-def new_collection_name() -> str:
-    stamp = timezone.now().strftime("%Y%m%d%H%M%S")
-    return f"{settings.QDRANT_COLLECTION}_{stamp}_{uuid.uuid4().hex[:6]}"
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class DocumentInput:
-    """One document as fetched: raw bytes to parse, or sections parsed already."""
-
-    key: str
-    filename: str = ""
-    data: bytes | None = None
-    content_type: str | None = None
-    title: str = ""
-    url: str = ""
-    etag: str = ""
-    last_modified: str = ""
-    links: list[str] = field(default_factory=list)
-    sections: list[Section] | None = None
-
-
-@dataclass
-class SyncStats:
-    documents_seen: int = 0
-    documents_changed: int = 0
-    documents_unchanged: int = 0
-    documents_failed: int = 0
-    chunks_embedded: int = 0
-    chunks_kept: int = 0
-    chunks_deleted: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "errors"}
-
-
-def parse_limits() -> ParseLimits:
-    return ParseLimits(
-        max_bytes=settings.KNOWLEDGE_UPLOAD_MAX_BYTES,
-        max_parse_seconds=settings.KNOWLEDGE_PARSE_TIMEOUT,
-    )
-
-
-def sections_to_json(sections: Sequence[Section]) -> list[list[Any]]:
-    return [[list(s.heading_path), s.text, s.page] for s in sections]
-
-
-def sections_from_json(data: Sequence[Sequence[Any]]) -> list[Section]:
-    return [Section(heading_path=tuple(h), text=t, page=p) for h, t, p in data]
-
-
-def sections_hash(sections: Sequence[Section]) -> str:
-    payload = json.dumps(sections_to_json(sections), ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def titled_sections(
-    sections: Sequence[Section], *, title: str, chunking: dict[str, Any]
-) -> list[Section]:
-    """Put the title at the head of every heading path, so each chunk's embedded text names
-    the document it comes from (short FAQ answers are otherwise ambiguous)."""
-    if not chunking.get("title_in_embed", True) or not title.strip():
-        return list(sections)
-    title = " ".join(title.split())[:200]
-    out = []
-    for section in sections:
-        path = section.heading_path
-        if not path or path[0].strip().casefold() != title.casefold():
-            path = (title, *path)
-        out.append(Section(heading_path=path, text=section.text, page=section.page))
-    return out
-
-
-def payload_hash(*, title: str, url: str, access_groups: Sequence[str]) -> str:
-    data = json.dumps([title, url, sorted(access_groups)], separators=(",", ":"))
-    return hashlib.sha256(data.encode()).hexdigest()[:32]
-
-
-# --------------------------------------------------------------------------- indexer
-
-
-@dataclass
-class _Plan:
-    document: Document
-    chunks: list[ChunkSpec]
-    keep: list[tuple[Chunk, ChunkSpec]]
-    new: list[ChunkSpec]
-    stale: list[Chunk]
-    fields: dict[str, Any]
-    payload_hash: str
-    changed: bool
 
 
 class Indexer:
@@ -257,56 +85,18 @@ class Indexer:
         self.batch_size = settings.KNOWLEDGE_EMBED_BATCH_SIZE
         self.stats = SyncStats()
         self.seen_keys: set[str] = set()
-        self._pending: list[_Plan] = []
+        self.rows = SourceRows(source=source, index=index)
+        self._pending: list[DocumentPlan] = []
         self._pending_chunks = 0
-        self._documents: dict[str, Document] | None = None
-        self._chunks: dict[int, list[Chunk]] | None = None
-
-    # ------------------------------------------------------------------ documents
-
-    def _document(self, item: DocumentInput) -> Document:
-        """The source's row for `item.key`; new rows stay unsaved until their batch is written
-        (one query for all the source's rows instead of one per document)."""
-        if self._documents is None:
-            self._documents = {
-                d.key: d
-                for d in Document.objects.for_tenant(self.tenant)
-                .filter(source=self.source)
-                .defer("sections")
-            }
-        document = self._documents.get(item.key)
-        if document is None:
-            document = Document(
-                tenant=self.tenant,
-                source=self.source,
-                key=item.key,
-                title=item.title[:500],
-                url=item.url[:2000],
-            )
-            self._documents[item.key] = document
-        return document
-
-    def _existing_chunks(self, document: Document) -> list[Chunk]:
-        if document.pk is None:
-            return []
-        if self._chunks is None:
-            self._chunks = {}
-            for row in (
-                Chunk.objects.for_tenant(self.tenant)
-                .filter(source=self.source, index=self.index)
-                .defer("text")
-            ):
-                self._chunks.setdefault(row.document_id, []).append(row)
-        return self._chunks.get(document.pk, [])
 
     def add(self, item: DocumentInput) -> Document:
         """Parse and plan one document; embeds when enough chunks are queued."""
         if item.key in self.seen_keys:
             logger.info("document %r listed twice in one sync; the first one counts", item.key)
-            return self._document(item)
+            return self.rows.document(item)
         self.stats.documents_seen += 1
         self.seen_keys.add(item.key)
-        document = self._document(item)
+        document = self.rows.document(item)
         sections = item.sections
         title = item.title
         if sections is None:
@@ -338,7 +128,7 @@ class Indexer:
         url = (item.url if item else document.url)[:2000]
         digest = sections_hash(sections)
         p_hash = payload_hash(title=title, url=url, access_groups=groups)
-        existing = self._existing_chunks(document)
+        existing = self.rows.existing_chunks(document)
         fields: dict[str, Any] = {}
         if not self.reindex:
             fields = {
@@ -389,7 +179,7 @@ class Indexer:
                 new.append(spec)
         kept_ids = {row.pk for row, _ in keep}
         stale = [row for row in existing if row.pk not in kept_ids]
-        plan = _Plan(
+        plan = DocumentPlan(
             document=document,
             chunks=chunks,
             keep=keep,
@@ -424,7 +214,7 @@ class Indexer:
             return
         self.stats.documents_seen += 1
         self.seen_keys.add(item.key)
-        self._fail(self._document(item), item, reason)
+        self._fail(self.rows.document(item), item, reason)
 
     def keep_unchanged(self, key: str) -> None:
         """A page the server says has not changed (304): nothing to do but remember it."""
@@ -504,7 +294,9 @@ class Indexer:
                 batch = points[start : start + UPSERT_BATCH]
                 self.store.upsert(collection, batch)
                 written.extend(p.id for p in batch)
-            stale_ids = self._apply(plans, rows)
+            stale_ids = write_batch(
+                tenant=self.tenant, plans=plans, rows=rows, reindex=self.reindex
+            )
         except BaseException:
             self._forget_points(written)
             raise
@@ -530,50 +322,6 @@ class Indexer:
         vectors = self.embedder.embed_documents(texts, batch_size=self.batch_size)
         return [pack_vectors(vectors[a:b]) if b > a else "" for a, b in bounds]
 
-    def _apply(self, plans: list[_Plan], rows: list[Chunk]) -> list[str]:
-        stale_ids: list[str] = []
-        now = timezone.now()
-        with transaction.atomic():
-            created = [p.document for p in plans if p.document.pk is None]
-            for document in created:
-                self._update_document(document, next(p for p in plans if p.document is document))
-            if created:
-                Document.objects.bulk_create(created, batch_size=500)
-            Chunk.objects.bulk_create(rows, batch_size=500)
-            moved = []
-            updated: list[Document] = []
-            for plan in plans:
-                for row, spec in plan.keep:
-                    if row.position != spec.position or row.heading_path != list(spec.heading_path):
-                        row.position = spec.position
-                        row.heading_path = list(spec.heading_path)
-                        moved.append(row)
-                if plan.stale:
-                    stale_ids.extend(str(r.point_id) for r in plan.stale)
-                    Chunk.objects.for_tenant(self.tenant).filter(
-                        pk__in=[r.pk for r in plan.stale]
-                    ).delete()
-                if not self.reindex and plan.document not in created:
-                    self._update_document(plan.document, plan)
-                    plan.document.updated_at = now
-                    updated.append(plan.document)
-            if updated:
-                Document.objects.for_tenant(self.tenant).bulk_update(
-                    updated, DOCUMENT_FIELDS, batch_size=500
-                )
-            if moved:
-                Chunk.objects.for_tenant(self.tenant).bulk_update(
-                    moved, ["position", "heading_path"], batch_size=500
-                )
-        return stale_ids
-
-    def _update_document(self, document: Document, plan: _Plan) -> None:
-        for key, value in plan.fields.items():
-            setattr(document, key, value)
-        if plan.changed or document.version == 0:
-            document.version += 1
-        document.chunk_count = len(plan.chunks)
-
     def _delete_points(self, ids: list[str]) -> None:
         if not ids:
             return
@@ -593,21 +341,3 @@ class Indexer:
     def finish(self) -> SyncStats:
         self.flush()
         return self.stats
-
-
-def delete_document_points(*, document: Document) -> None:
-    """Remove a document's points from every live index (rows go with the document)."""
-    _delete_points_by(tenant=document.tenant, document_id=str(document.public_id))
-
-
-def delete_source_points(*, source: Source) -> None:
-    _delete_points_by(tenant=source.tenant, source_id=str(source.public_id))
-
-
-def _delete_points_by(*, tenant: Any, **owner: str) -> None:
-    store = runtime.get_store()
-    for index in live_indexes():
-        try:
-            store.delete_by_filter(index.collection, tenant_id=str(tenant.public_id), **owner)
-        except CollectionNotFoundError:
-            continue  # nothing stored there to delete

@@ -27,12 +27,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import snowballstemmer
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.knowledge.chunking import Chunker, ChunkingConfig
 from apps.knowledge.embeddings import DenseEmbedder, SparseEncoder, get_dense_embedder
-from apps.knowledge.vectorstore.base import VectorStore, VectorStoreError
+from apps.knowledge.vectorstore import factory
+from apps.knowledge.vectorstore.base import VectorStoreError
+from apps.knowledge.vectorstore.interface import VectorStore
 
 _LOCK = threading.RLock()
 _EMBEDDERS: dict[str, DenseEmbedder] = {}
@@ -69,8 +72,6 @@ class StemmedSparseEncoder(SparseEncoder):
     """
 
     def __init__(self, *, language: str, **kwargs: Any) -> None:
-        import snowballstemmer
-
         if language not in snowballstemmer.algorithms():
             raise ImproperlyConfigured(f"KNOWLEDGE_SPARSE_STEMMER={language!r} is not a language")
         super().__init__(**kwargs)
@@ -81,8 +82,6 @@ class StemmedSparseEncoder(SparseEncoder):
     def _stem_uncached(self, word: str) -> str:
         stemmer = getattr(self._local, "stemmer", None)
         if stemmer is None:
-            import snowballstemmer
-
             stemmer = self._local.stemmer = snowballstemmer.stemmer(self.language)
         return stemmer.stemWord(word)
 
@@ -170,24 +169,20 @@ def reset_store() -> None:
 
 def _build_store() -> VectorStore:
     if settings.QDRANT_URL:
-        from apps.knowledge.vectorstore.client import QdrantClientStore
-
-        return QdrantClientStore(url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None)
+        return factory.client_store(
+            url=settings.QDRANT_URL, api_key=settings.QDRANT_API_KEY or None
+        )
     path = Path(settings.QDRANT_PATH)
     path.mkdir(parents=True, exist_ok=True)
     if settings.QDRANT_LOCAL_ENGINE == "edge":
-        from apps.knowledge.vectorstore.edge import EdgeVectorStore
-
         # Shards stay open between calls (a sync embeds for seconds between upserts) and are
         # handed over as soon as another process asks for them, so lingering costs nobody.
-        return EdgeVectorStore(
+        return factory.edge_store(
             path, linger_s=EDGE_LINGER_S, lock_timeout_s=settings.KNOWLEDGE_STORE_LOCK_TIMEOUT
         )
 
     def open_client() -> VectorStore:
-        from apps.knowledge.vectorstore.client import QdrantClientStore
-
-        return QdrantClientStore(path=str(path / "client"))
+        return factory.client_store(path=str(path / "client"))
 
     return LockedLocalStore(
         opener=open_client,

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 
 from apps.core.errors import TenantScopeError
 from apps.knowledge import runtime
+from apps.knowledge.index_lifecycle import serving_index
 from apps.knowledge.models import Chunk, Document, KnowledgeIndex, Source
 from apps.knowledge.rerank import (
     QueryParts,
@@ -26,12 +27,12 @@ from apps.knowledge.rerank import rerank as rerank_hits
 from apps.knowledge.vectorstore.base import (
     SEARCH_MODES,
     CollectionNotFoundError,
-    HybridFusion,
     SearchHit,
     SearchScope,
     SparseVector,
-    VectorStore,
 )
+from apps.knowledge.vectorstore.fusion import HybridFusion
+from apps.knowledge.vectorstore.interface import VectorStore
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +61,6 @@ class RetrievedChunk:
     score: float
     found_by: str
     rank: int
-
-
-def serving_index(store: VectorStore | None = None) -> KnowledgeIndex | None:
-    """The index the alias serves (the ready one if the alias is missing), or None."""
-    store = store or runtime.get_store()
-    target = store.get_alias_target(settings.QDRANT_COLLECTION)
-    index = None
-    if target:
-        index = KnowledgeIndex.objects.filter(collection=target).first()
-    if index is None:
-        index = KnowledgeIndex.objects.filter(status=KnowledgeIndex.Status.READY).first()
-    return index
 
 
 def search_scope(*, tenant: Any, access_groups: Iterable[str] | None) -> SearchScope:

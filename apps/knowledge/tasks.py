@@ -12,13 +12,9 @@ from celery import shared_task
 from django.db import transaction
 
 from apps.knowledge import crawl
+from apps.knowledge.index_lifecycle import index_fail_stale_builds, index_rebuild
 from apps.knowledge.models import Source
-from apps.knowledge.services import (
-    index_fail_stale_builds,
-    source_mark_queued,
-    source_sync,
-    sources_due,
-)
+from apps.knowledge.sync import source_mark_queued, source_sync, sources_due
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -87,8 +83,6 @@ def reindex(
     Not acked late: a reindex killed half-way is not redelivered (it would start over while
     the failed index is being cleaned up); the admin starts a new one instead.
     """
-    from apps.knowledge.services import index_rebuild
-
     index = index_rebuild(tenant_id=tenant_id, model_path=model_path, chunking=chunking)
     return str(index.public_id) if index is not None else None
 

@@ -13,8 +13,9 @@ import pytest
 from apps.knowledge import crawl, runtime
 from apps.knowledge.models import Document, Source
 from apps.knowledge.selectors import chunk_search
-from apps.knowledge.services import source_create, source_sync
-from apps.knowledge.testing import knowledge_store  # noqa: F401
+from apps.knowledge.services import source_create
+from apps.knowledge.sync import source_sync
+from tests.support.knowledge import knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
 

@@ -14,10 +14,10 @@ from apps.knowledge.services import (
     document_delete,
     source_create,
     source_delete,
-    source_sync,
     source_update,
 )
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from apps.knowledge.sync import source_sync
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
 

@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from apps.core import realtime
 from apps.knowledge import runtime
+from apps.knowledge.index_lifecycle import index_rebuild
 from apps.knowledge.models import Chunk, KnowledgeIndex
 from apps.knowledge.selectors import chunk_search
-from apps.knowledge.services import index_rebuild
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
 

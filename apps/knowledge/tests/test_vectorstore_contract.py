@@ -24,9 +24,9 @@ from apps.knowledge.vectorstore import (
     VectorStoreError,
     chunk_payload,
 )
-from apps.knowledge.vectorstore.base import HybridFusion, fuse
 from apps.knowledge.vectorstore.client import QdrantClientStore
 from apps.knowledge.vectorstore.edge import EdgeVectorStore
+from apps.knowledge.vectorstore.fusion import HybridFusion, fuse
 
 DIM = 384
 SPARSE = SparseEncoder()

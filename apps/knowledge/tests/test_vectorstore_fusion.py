@@ -1,10 +1,11 @@
-"""Unit tests of hybrid fusion (`vectorstore.base.fuse`): the arithmetic, ties and limits."""
+"""Unit tests of hybrid fusion (`vectorstore.fusion.fuse`): the arithmetic, ties and limits."""
 
 from __future__ import annotations
 
 import pytest
 
-from apps.knowledge.vectorstore.base import HybridFusion, SearchHit, fuse
+from apps.knowledge.vectorstore.base import SearchHit
+from apps.knowledge.vectorstore.fusion import HybridFusion, fuse
 
 
 def ranked(name: str, *scored: tuple[str, float]) -> list[SearchHit]:
@@ -63,7 +64,7 @@ def test_bad_fusion_settings_are_refused(kwargs):
 
 
 def test_score_margin_compares_the_best_with_the_fifth():
-    from apps.knowledge.vectorstore.base import score_margin
+    from apps.knowledge.vectorstore.fusion import score_margin
 
     five = ranked("dense", ("a", 1.0), ("b", 0.9), ("c", 0.8), ("d", 0.7), ("e", 0.6), ("f", 0.1))
     assert score_margin(five) == pytest.approx(0.4)

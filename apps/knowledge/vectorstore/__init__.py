@@ -9,12 +9,12 @@ from apps.knowledge.vectorstore.base import (
     SearchMode,
     SearchScope,
     SparseVector,
-    VectorStore,
     VectorStoreError,
     chunk_payload,
     scope_filter,
 )
 from apps.knowledge.vectorstore.factory import get_vector_store
+from apps.knowledge.vectorstore.interface import VectorStore
 
 __all__ = [
     "PUBLIC_GROUP",

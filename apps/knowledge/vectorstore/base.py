@@ -1,19 +1,17 @@
-"""Backend-neutral vector store interface, data types and THE tenant/access filter.
+"""Backend-neutral vector store data types, payloads and THE tenant/access filter.
 
-Tenant isolation lives in exactly one place: :func:`scope_filter`. :meth:`VectorStore.search`
-is a template method that validates the :class:`SearchScope`, builds the filter with
-:func:`scope_filter` and only then hands a :class:`FilterSpec` to the backend's ``_query``.
+Tenant isolation lives in exactly one place: :func:`scope_filter`. `VectorStore.search`
+(interface.py) is a template method that validates the :class:`SearchScope`, builds the filter
+with :func:`scope_filter` and only then hands a :class:`FilterSpec` to the backend's ``_query``.
 Backends translate the neutral spec to their native filter and have no other way to search,
-so a search without a tenant filter cannot be expressed.
+so a search without a tenant filter cannot be expressed. Hybrid fusion is in `fusion`.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
@@ -116,66 +114,6 @@ class SearchHit:
     found_by: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True, slots=True)
-class HybridFusion:
-    """How a hybrid search combines the dense and the sparse ranking (docs/retrieval.md).
-
-    ``convex``: each list's scores min-max normalised over its candidates, then
-    ``dense_weight * dense + (1 - dense_weight) * sparse``. ``rrf``: the same weights on
-    reciprocal ranks, ``1 / (rrf_k + rank)``. A hit missing from one list gets 0 from it.
-
-    ``adaptive`` moves the dense weight per query towards the more decided retriever:
-    ``dense_weight + adaptive * (margin(dense) - margin(sparse))``, kept within
-    ``ADAPTIVE_BOUNDS``, where a list's margin is how far its best score stands above its
-    fifth, relative to the best (:func:`score_margin`). 0 keeps the weight fixed.
-    """
-
-    method: FusionMethod = "convex"
-    dense_weight: float = 0.8
-    rrf_k: int = RRF_K
-    adaptive: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.method not in FUSION_METHODS:
-            raise ValueError(f"fusion method must be one of {FUSION_METHODS}")
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ValueError("dense_weight must be between 0 and 1")
-        if self.rrf_k < 1:
-            raise ValueError("rrf_k must be at least 1")
-        if self.adaptive < 0:
-            raise ValueError("adaptive must not be negative")
-
-    def weight_for(
-        self, dense_hits: Sequence[SearchHit], sparse_hits: Sequence[SearchHit]
-    ) -> float:
-        """The dense weight for this query (``dense_weight`` unless ``adaptive``)."""
-        if not self.adaptive or not dense_hits or not sparse_hits:
-            return self.dense_weight
-        shift = self.adaptive * (score_margin(dense_hits) - score_margin(sparse_hits))
-        low, high = ADAPTIVE_BOUNDS
-        return min(high, max(low, self.dense_weight + shift))
-
-
-DEFAULT_FUSION = HybridFusion()
-
-# Adaptive fusion: the rank a list's best score is compared with, and the range the dense
-# weight may move in (neither retriever is ever switched off).
-MARGIN_RANK = 5
-ADAPTIVE_BOUNDS = (0.1, 0.9)
-
-
-def score_margin(ranked: Sequence[SearchHit]) -> float:
-    """``(best - fifth best) / best`` of a ranking's scores (0 when the best is not positive):
-    how clearly the retriever prefers its first hit over the rest."""
-    if not ranked:
-        return 0.0
-    best = ranked[0].score
-    if best <= 0:
-        return 0.0
-    other = ranked[min(MARGIN_RANK, len(ranked)) - 1].score
-    return (best - other) / best
-
-
 # What backends get to search with: vectors by retriever name, and a function that picks the
 # hits to return from the rankings by retriever name (see VectorStore._query).
 QueryVectors = Mapping[str, list[float] | SparseVector]
@@ -235,51 +173,6 @@ def rankings(queries: QueryVectors, results: Iterable[Iterable[Any]]) -> Ranking
     }
 
 
-# --------------------------------------------------------------------------- fusion
-
-
-def _minmax(hits: Sequence[SearchHit]) -> dict[str, float]:
-    if not hits:
-        return {}
-    high = max(h.score for h in hits)
-    low = min(h.score for h in hits)
-    span = high - low
-    return {h.id: (h.score - low) / span if span > 1e-9 else 1.0 for h in hits}
-
-
-def fuse(
-    dense_hits: Sequence[SearchHit],
-    sparse_hits: Sequence[SearchHit],
-    *,
-    limit: int,
-    fusion: HybridFusion,
-) -> list[SearchHit]:
-    """Combine two rankings of one collection, best first; ``found_by`` says who found each.
-
-    Ties are broken by id, so the order does not depend on the engine's order of equal scores.
-    """
-    scores: dict[str, float] = {}
-    hits: dict[str, SearchHit] = {}
-    dense_weight = fusion.weight_for(dense_hits, sparse_hits)
-    for name, ranked, weight in (
-        (DENSE_VECTOR, dense_hits, dense_weight),
-        (SPARSE_VECTOR, sparse_hits, 1 - dense_weight),
-    ):
-        if fusion.method == "convex":
-            contribution = _minmax(ranked)
-        else:
-            contribution = {
-                h.id: 1.0 / (fusion.rrf_k + rank) for rank, h in enumerate(ranked, start=1)
-            }
-        for hit in ranked:
-            if hit.id not in hits:
-                hits[hit.id] = SearchHit(id=hit.id, score=0.0, payload=hit.payload, found_by=set())
-            hits[hit.id].found_by.add(name)
-            scores[hit.id] = scores.get(hit.id, 0.0) + weight * contribution[hit.id]
-    ordered = sorted(scores, key=lambda i: (-scores[i], i))[:limit]
-    return [replace(hits[point_id], score=scores[point_id]) for point_id in ordered]
-
-
 def chunk_payload(
     *,
     tenant_id: str,
@@ -319,186 +212,3 @@ def validate_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
         raise ValueError(f"invalid collection or alias name: {name!r}")
     return name
-
-
-def _validate_point(point: ChunkPoint, dense_dim: int | None) -> None:
-    uuid.UUID(point.id)  # raises ValueError for non-uuid ids; Qdrant accepts uuid or int only
-    for key in REQUIRED_PAYLOAD_FIELDS:
-        if not point.payload.get(key):
-            raise ValueError(f"point {point.id}: payload field {key!r} is required")
-    if not isinstance(point.payload["access_groups"], list | tuple):
-        raise ValueError(f"point {point.id}: access_groups must be a list")
-    if dense_dim is not None and len(point.dense) != dense_dim:
-        raise ValueError(f"point {point.id}: dense vector has {len(point.dense)} dims")
-
-
-# --------------------------------------------------------------------------- interface
-
-
-class VectorStore(ABC):
-    """Operations the knowledge app needs; implemented by the edge and client backends.
-
-    Public methods validate input and apply the scope; backends implement the ``_``-methods.
-    """
-
-    # ---- collections and aliases
-
-    @abstractmethod
-    def ensure_collection(self, name: str, *, dense_dim: int) -> bool:
-        """Create the collection if missing (idempotent); True when it was created."""
-
-    @abstractmethod
-    def delete_collection(self, name: str) -> None:
-        """Drop a collection (and aliases pointing at it); no-op when absent."""
-
-    @abstractmethod
-    def list_collections(self) -> list[str]:
-        """Names of existing collections (not aliases), sorted."""
-
-    @abstractmethod
-    def get_alias_target(self, alias: str) -> str | None:
-        """Collection an alias points at, or None."""
-
-    @abstractmethod
-    def switch_alias(self, alias: str, new_collection: str) -> None:
-        """Point ``alias`` at ``new_collection`` atomically (readers see old or new, never none)."""
-
-    @abstractmethod
-    def delete_alias(self, alias: str) -> None:
-        """Remove an alias; no-op when absent."""
-
-    # ---- writes
-
-    def upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None:
-        """Insert or replace points (validated: uuid ids, tenant_id and access_groups set)."""
-        if not points:
-            return
-        dim = self._dense_dim(collection)
-        for point in points:
-            _validate_point(point, dim)
-        self._upsert(collection, points)
-
-    def delete_points(self, collection: str, ids: Sequence[str]) -> None:
-        """Delete points by id (ids are tenant-unique uuids)."""
-        if ids:
-            self._delete_points(collection, [str(uuid.UUID(i)) for i in ids])
-
-    def delete_by_filter(
-        self,
-        collection: str,
-        *,
-        tenant_id: str,
-        source_id: str | None = None,
-        document_id: str | None = None,
-    ) -> None:
-        """Delete a tenant's points, optionally narrowed to a source and/or document."""
-        spec = ownership_filter(tenant_id=tenant_id, source_id=source_id, document_id=document_id)
-        self._delete_by_filter(collection, spec)
-
-    # ---- reads
-
-    def count(
-        self,
-        collection: str,
-        *,
-        tenant_id: str | None = None,
-        source_id: str | None = None,
-        document_id: str | None = None,
-    ) -> int:
-        """Exact point count; the whole collection when ``tenant_id`` is None (admin/ops)."""
-        if tenant_id is None:
-            if source_id is not None or document_id is not None:
-                raise ScopeRequiredError("count by source/document needs tenant_id")
-            return self._count(collection, None)
-        spec = ownership_filter(tenant_id=tenant_id, source_id=source_id, document_id=document_id)
-        return self._count(collection, spec)
-
-    def search(
-        self,
-        collection: str,
-        *,
-        scope: SearchScope,
-        dense: Sequence[float] | None = None,
-        sparse: SparseVector | None = None,
-        mode: SearchMode = "hybrid",
-        limit: int = 10,
-        prefetch_limit: int = 50,
-        fusion: HybridFusion = DEFAULT_FUSION,
-    ) -> list[SearchHit]:
-        """Search a collection or alias, always restricted to ``scope``.
-
-        hybrid: the dense and the sparse retriever (``prefetch_limit`` candidates each, one
-        engine call) combined by :func:`fuse` with ``fusion``; an empty sparse vector (only
-        stopwords) leaves the dense candidates alone in the fusion. dense / sparse: that
-        retriever alone, with its own scores.
-        """
-        spec = scope_filter(scope)  # raises ScopeRequiredError for anything but a SearchScope
-        if mode not in SEARCH_MODES:
-            raise ValueError(f"mode must be one of {SEARCH_MODES}")
-        if limit < 1 or prefetch_limit < 1:
-            raise ValueError("limit and prefetch_limit must be positive")
-        if mode in ("hybrid", "dense") and dense is None:
-            raise ValueError(f"{mode} search needs a dense vector")
-        if mode == "sparse" and sparse is None:
-            raise ValueError("sparse search needs a sparse vector")
-        if mode == "sparse" and not sparse:
-            return []
-        queries: dict[str, list[float] | SparseVector] = {}
-        if dense is not None and mode != "sparse":
-            queries[DENSE_VECTOR] = list(map(float, dense))
-        if sparse and mode != "dense":
-            queries[SPARSE_VECTOR] = sparse
-        if mode != "hybrid":
-            return self._query(
-                collection, spec=spec, queries=queries, depth=limit, select=lambda r: r[mode]
-            )
-
-        def select(ranked: Rankings) -> list[SearchHit]:
-            dense_hits, sparse_hits = ranked[DENSE_VECTOR], ranked.get(SPARSE_VECTOR, [])
-            return fuse(dense_hits, sparse_hits, limit=limit, fusion=fusion)
-
-        return self._query(
-            collection,
-            spec=spec,
-            queries=queries,
-            depth=max(prefetch_limit, limit),
-            select=select,
-        )
-
-    def close(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
-        """Release files/connections held by the store."""
-
-    # ---- backend hooks
-
-    @abstractmethod
-    def _dense_dim(self, collection: str) -> int | None:
-        """Configured dense size of a collection (raises CollectionNotFoundError)."""
-
-    @abstractmethod
-    def _upsert(self, collection: str, points: Sequence[ChunkPoint]) -> None: ...
-
-    @abstractmethod
-    def _delete_points(self, collection: str, ids: list[str]) -> None: ...
-
-    @abstractmethod
-    def _delete_by_filter(self, collection: str, spec: FilterSpec) -> None: ...
-
-    @abstractmethod
-    def _count(self, collection: str, spec: FilterSpec | None) -> int: ...
-
-    @abstractmethod
-    def _query(
-        self,
-        collection: str,
-        *,
-        spec: FilterSpec,
-        queries: QueryVectors,
-        depth: int,
-        select: Selector,
-    ) -> list[SearchHit]:
-        """Run the named queries (``depth`` hits each, ``spec`` on every one) in one engine call.
-
-        ``select`` receives the rankings by name (each hit's ``found_by`` is that name) and
-        returns the hits to give back; they must come back with their payloads. A backend may
-        rank without payloads and load them, through ``spec`` again, for the chosen hits only.
-        """

@@ -26,11 +26,11 @@ from apps.knowledge.vectorstore.base import (
     SearchHit,
     Selector,
     SparseVector,
-    VectorStore,
     VectorStoreError,
     rankings,
     validate_name,
 )
+from apps.knowledge.vectorstore.interface import VectorStore
 
 
 class QdrantClientStore(VectorStore):

@@ -16,20 +16,18 @@ while it is being used and for ``linger_s`` afterwards (opening costs ~70 ms at 
 ~100 ms at 50k), but gives it up as soon as another process touches the ``.want`` file. Two
 processes (web + worker) therefore take turns; a waiter blocks at most for the holder's
 current operation plus the open. Within a process, operations on one collection are serialised
-by a mutex (each search takes well under a millisecond at this scale).
+by a mutex (each search takes well under a millisecond at this scale). The leases are in
+`edge_leases`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
-import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -51,174 +49,12 @@ from apps.knowledge.vectorstore.base import (
     SearchHit,
     Selector,
     SparseVector,
-    VectorStore,
     VectorStoreError,
     rankings,
     validate_name,
 )
-
-logger = logging.getLogger(__name__)
-
-_REAPER_INTERVAL_S = 0.05
-_WANT_REFRESH_S = 0.05
-
-
-class VectorStoreBusyError(VectorStoreError):
-    """Another process held the collection longer than ``lock_timeout_s``."""
-
-
-# --------------------------------------------------------------------------- leases
-
-
-class _ShardLease:
-    """Exclusive, cross-process right to have one shard directory open."""
-
-    def __init__(self, *, shard_dir: Path, lock_path: Path, want_path: Path) -> None:
-        self.shard_dir = shard_dir
-        self.lock_path = lock_path
-        self.want_path = want_path
-        self.mutex = threading.RLock()
-        self.shard: qe.EdgeShard | None = None
-        self._fd: int | None = None
-        self._acquired_ns = 0
-        self.last_used = 0.0
-        self.linger_s = 1.0
-        self.dirty = False
-
-    def open(self, *, timeout_s: float, create: qe.EdgeConfig | None = None) -> qe.EdgeShard:
-        """Return the open shard, taking the lock and loading it if needed (mutex held)."""
-        if self.shard is not None:
-            return self.shard
-        self._lock(timeout_s)
-        try:
-            if create is not None and not (self.shard_dir / "edge_config.json").exists():
-                self.shard_dir.mkdir(parents=True, exist_ok=True)
-                self.shard = qe.EdgeShard.create(str(self.shard_dir), create)
-            elif (self.shard_dir / "edge_config.json").exists():
-                self.shard = qe.EdgeShard.load(str(self.shard_dir))
-            else:
-                raise CollectionNotFoundError(f"collection directory {self.shard_dir} is missing")
-        except BaseException:
-            self._unlock()
-            raise
-        return self.shard
-
-    def release(self) -> None:
-        """Flush, close and unlock (mutex held)."""
-        if self.shard is not None:
-            try:
-                if self.dirty:
-                    self.shard.flush()
-                self.shard.close()
-            finally:
-                self.shard = None
-                self.dirty = False
-                self._unlock()
-
-    def someone_waits(self) -> bool:
-        try:
-            return self.want_path.stat().st_mtime_ns > self._acquired_ns
-        except FileNotFoundError:
-            return False
-
-    def forget_after_fork(self) -> None:
-        """In a forked child: drop the parent's handles without touching the files."""
-        self.mutex = threading.RLock()
-        if self.shard is not None:
-            # Never close/drop the inherited shard here: its WAL lock belongs to the parent.
-            _FORK_LEFTOVERS.append(self.shard)
-        self.shard = None
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)  # the parent keeps its own descriptor and its flock
-        self._fd = None
-
-    def _lock(self, timeout_s: float) -> None:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout_s
-        next_want = 0.0
-        delay = 0.002
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    os.close(fd)
-                    raise
-            now = time.monotonic()
-            if now >= deadline:
-                os.close(fd)
-                raise VectorStoreBusyError(f"{self.shard_dir} is busy in another process")
-            if now >= next_want:
-                # Tell the holder we are waiting; it releases after its current operation.
-                self.want_path.touch()
-                next_want = now + _WANT_REFRESH_S
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
-        self._fd = fd
-        self._acquired_ns = time.time_ns()
-
-    def _unlock(self) -> None:
-        if self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._fd)
-                self._fd = None
-
-
-# Leases are per process and keyed by shard directory, so several store objects pointing
-# at the same root share one open shard instead of locking each other out.
-_LEASES: dict[Path, _ShardLease] = {}
-_FORK_LEFTOVERS: list[qe.EdgeShard] = []
-_LEASES_LOCK = threading.Lock()
-_REAPER_STARTED = False
-
-
-def _lease_for(shard_dir: Path, lock_path: Path, want_path: Path) -> _ShardLease:
-    global _REAPER_STARTED
-    with _LEASES_LOCK:
-        lease = _LEASES.get(shard_dir)
-        if lease is None:
-            lease = _ShardLease(shard_dir=shard_dir, lock_path=lock_path, want_path=want_path)
-            _LEASES[shard_dir] = lease
-        if not _REAPER_STARTED:
-            threading.Thread(target=_reap_forever, name="edge-lease-reaper", daemon=True).start()
-            _REAPER_STARTED = True
-        return lease
-
-
-def _reap_forever() -> None:
-    """Close idle shards and hand shards over to waiting processes."""
-    while True:
-        time.sleep(_REAPER_INTERVAL_S)
-        with _LEASES_LOCK:
-            leases = list(_LEASES.values())
-        for lease in leases:
-            if lease.shard is None or not lease.mutex.acquire(blocking=False):
-                continue
-            try:
-                idle = time.monotonic() - lease.last_used
-                if lease.shard is not None and (idle >= lease.linger_s or lease.someone_waits()):
-                    lease.release()
-            except Exception:
-                logger.exception("failed to release edge shard %s", lease.shard_dir)
-            finally:
-                lease.mutex.release()
-
-
-def _after_fork_in_child() -> None:
-    global _REAPER_STARTED
-    for lease in _LEASES.values():
-        lease.forget_after_fork()
-    _LEASES.clear()
-    _REAPER_STARTED = False
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
+from apps.knowledge.vectorstore.edge_leases import ShardLease, lease_for
+from apps.knowledge.vectorstore.interface import VectorStore
 
 # --------------------------------------------------------------------------- store
 
@@ -245,18 +81,18 @@ class EdgeVectorStore(VectorStore):
         # per-query segment parallelism only adds scheduling overhead at this size.
         self.search_threads = search_threads
         self._aliases_cache: tuple[int, dict[str, str]] = (-1, {})
-        self._leases: dict[str, _ShardLease] = {}
+        self._leases: dict[str, ShardLease] = {}
 
     # ------------------------------------------------------------------ paths
 
     def _collection_dir(self, name: str) -> Path:
         return self.root / "collections" / validate_name(name)
 
-    def _lease(self, name: str) -> _ShardLease:
+    def _lease(self, name: str) -> ShardLease:
         lease = self._leases.get(name)
         if lease is None:  # resolve() costs syscalls: do it once per collection, not per search
             base = self._collection_dir(name)
-            lease = _lease_for(
+            lease = lease_for(
                 (base / "shard").resolve(),
                 (self.root / "locks" / f"{name}.lock").resolve(),
                 (self.root / "locks" / f"{name}.want").resolve(),
