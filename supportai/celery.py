@@ -4,6 +4,9 @@ import os
 
 from celery import Celery
 
+# Queues, routes and the beat schedule; workers/ imports no app, so there is no import cycle.
+from workers import config
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportai.settings")
 
 app = Celery("supportai")
@@ -12,9 +15,6 @@ app.autodiscover_tasks()
 
 
 def _configure() -> None:
-    # Imported here so that workers/ stays free of domain logic and the app has no import cycle.
-    from workers import config
-
     app.conf.update(
         task_routes=config.TASK_ROUTES,
         task_queues=config.TASK_QUEUES,

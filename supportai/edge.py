@@ -19,6 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from apps.core.api.errors import error_body
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -116,8 +118,6 @@ class ApiBodyLimitMiddleware:
             except ValueError:
                 length = 0
             if length > limit:
-                from apps.core.api import error_body
-
                 return JsonResponse(
                     error_body(
                         code="too_large",

@@ -7,7 +7,7 @@ tenant, the conversation and the Celery task, bound in `contextvars` by:
 - `RequestContextMiddleware` (request id from/to `X-Request-ID`, method, path; tenant when set);
 - `bind_tenant()` / `bind_conversation()` / `log_context()` for views, consumers and tasks;
 - Celery's `task_prerun`/`task_postrun` signals (task id and name), connected by
-  `connect_celery_signals()` from the analytics app.
+  `connect_celery_signals()` from `apps.core.observability.hooks`.
 
 `LOG_FORMAT=json` (production default) writes one JSON object per line; `console` (default when
 DEBUG) writes aligned, coloured lines for people.
@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from celery import signals
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only if it is short and plain, so logs cannot be forged or flooded.
@@ -229,7 +230,5 @@ def _task_postrun(**_: Any) -> None:
 
 def connect_celery_signals() -> None:
     """Bind the Celery task id and name to every log line a task writes (idempotent)."""
-    from celery import signals
-
     signals.task_prerun.connect(_task_prerun, weak=False, dispatch_uid="supportai.log.prerun")
     signals.task_postrun.connect(_task_postrun, weak=False, dispatch_uid="supportai.log.postrun")

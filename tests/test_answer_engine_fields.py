@@ -21,7 +21,6 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
-from apps.analytics import metrics
 from apps.analytics.models import DailyTenantStats
 from apps.analytics.services import rollup_compute
 from apps.analytics.tests.factories import at, move_conversation
@@ -29,6 +28,7 @@ from apps.conversations import selectors as chat_selectors
 from apps.conversations import services as chat
 from apps.conversations.models import Decision, Message, MessageStatus
 from apps.core import realtime
+from apps.core.observability import metrics
 from apps.events.models import Event, EventType
 from apps.integrations import services as integrations
 from apps.integrations.tests.factories import WebhookSubscriptionFactory

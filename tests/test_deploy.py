@@ -378,7 +378,7 @@ def process_variables() -> set[str]:
     readers = (
         ROOT / "workers" / "__main__.py",
         DEPLOY / "healthcheck.py",
-        ROOT / "apps" / "analytics" / "metrics.py",  # PROMETHEUS_MULTIPROC_DIR
+        ROOT / "apps" / "core" / "observability" / "metrics.py",  # PROMETHEUS_MULTIPROC_DIR
     )
     for path in readers:
         text = path.read_text()
@@ -620,7 +620,7 @@ def test_compose_workers_cover_every_queue():
 
 # --- Prometheus metrics: web and every worker ----------------------------------------------------
 
-# The names settings.py and apps/analytics/metrics.py read (docs/analytics.md).
+# The names settings.py and apps/core/observability/metrics.py read (docs/analytics.md).
 METRICS_TOKEN = "METRICS_TOKEN"
 EXPORTER_PORT = "WORKER_METRICS_PORT"
 EXPORTER_ADDR = "WORKER_METRICS_ADDR"

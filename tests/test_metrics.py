@@ -222,7 +222,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path):
     """Two processes (like prefork children) count; a third one's registry sees the sum."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     record = (
-        "from apps.analytics import metrics\n"
+        "from apps.core.observability import metrics\n"
         "metrics.llm_error('timeout')\n"
         "metrics.observe_answer(retrieval_ms=50, first_token_ms=None, total_ms=None,"
         " completion_tokens=None, decision='answer')\n"
@@ -231,7 +231,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path):
         subprocess.run([sys.executable, "-c", record], cwd=ROOT, env=env, check=True, timeout=60)
     collect = (
         "import json\n"
-        "from apps.analytics import metrics\n"
+        "from apps.core.observability import metrics\n"
         "registry = metrics.registry()\n"
         "print(json.dumps({\n"
         " 'errors': registry.get_sample_value('supportai_llm_errors_total', {'kind': 'timeout'}),\n"

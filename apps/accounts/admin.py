@@ -8,9 +8,12 @@ from django.http import HttpRequest
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
+from apps.accounts.login import ThrottledAdminAuthenticationForm
 from apps.accounts.models import User
 
 admin.site.unregister(Group)
+# Every sign-in goes through the admin's login page (the console redirects there).
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 # User accounts span tenants, so only the installation's operators manage them here; tenant

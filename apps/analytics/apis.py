@@ -15,9 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.analytics.models import DailyTenantStats
-from apps.core.api import TenantViewSetMixin
-from apps.integrations.api_auth import HasScope
-from apps.integrations.models import Scope
+from apps.core.api.permissions import HasScope
+from apps.core.api.scopes import Scope
+from apps.core.api.viewsets import TenantViewSetMixin
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30

@@ -7,8 +7,8 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Analytics"
 
     def ready(self) -> None:
-        # Infrastructure hooks only: Prometheus counters for dispatched events and Celery task
-        # timings, and log context for tasks. No business flow runs through these.
+        # AppConfig.ready: the events fan-out handler (Prometheus counts of dispatched events,
+        # debounced roll-ups); importing it at module level would load models too early.
         from apps.analytics import hooks
 
         hooks.connect()

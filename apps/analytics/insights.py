@@ -6,7 +6,7 @@ IntegrityError and skips it), a known one by a conditional update. Nothing holds
 lock while the model thinks. A conversation resolved again after its summary is summarised
 again; a failure is retried on later nights up to INSIGHTS_MAX_ATTEMPTS.
 
-The model is asked through `apps.assistant.llm.chat_structured` (JSON-schema-constrained output;
+The model is asked through `apps.core.llm.chat_structured` (JSON-schema-constrained output;
 it speaks both vLLM's `json_schema` and llama-cpp-python's `json_object`+schema), several
 conversations at once (INSIGHTS_CONCURRENCY), which vLLM batches on the GPU.
 """
@@ -28,9 +28,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 
-from apps.analytics import metrics
 from apps.analytics.models import ConversationInsight, InsightStatus
 from apps.conversations.models import Conversation, ConversationStatus, Message, MessageRole
+from apps.core import llm
+from apps.core.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +177,6 @@ def clean_result(value: dict[str, Any]) -> tuple[str, list[str]]:
 
 
 async def _ask_all(jobs: list[Job]) -> None:
-    from apps.assistant import llm
-
     semaphore = asyncio.Semaphore(settings.INSIGHTS_CONCURRENCY)
 
     async def ask(job: Job) -> None:

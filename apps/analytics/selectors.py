@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.analytics.models import ConversationInsight, DailyTenantStats, DriftAlert, DriftReport
 from apps.core import permissions
+from apps.events.models import Event, EventType
 from apps.tenants.models import Role, Tenant
 
 # Who sees analytics: a tenant's owners and admins (agents do not).
@@ -29,8 +30,6 @@ def daily_stats(*, tenant: Any, days: int, today: dt.date | None = None) -> list
 
 def sla_breaches(*, tenant: Any, since: dt.date) -> int:
     """`sla.breached` events of the tenant since the start of `since` (local time)."""
-    from apps.events.models import Event, EventType
-
     start = timezone.make_aware(dt.datetime.combine(since, dt.time.min))
     return (
         Event.objects.for_tenant(tenant)

@@ -11,6 +11,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
+from apps.analytics.insights import insights_generate
+from apps.analytics.services import rollup_compute
 from apps.tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,6 @@ def _active_tenant_ids() -> list[int]:
 @shared_task(ignore_result=True)
 def rollup_day(*, tenant_id: int, day: str) -> None:
     """Recompute one tenant's roll-up of one day (ISO date)."""
-    from apps.analytics.services import rollup_compute
-
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return
@@ -47,12 +47,14 @@ def rollup_yesterday() -> int:
 
 @shared_task(ignore_result=True)
 def drift_check_tenant(*, tenant_id: int) -> None:
-    from apps.analytics.drift import drift_check
-
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
         return
-    drift_check(tenant=tenant)
+    # Heavy optional library (SciPy): loaded only by the weekly drift check, not by every
+    # process that queues a roll-up.
+    from apps.analytics import drift
+
+    drift.drift_check(tenant=tenant)
 
 
 @shared_task(ignore_result=True)
@@ -66,8 +68,6 @@ def drift_check() -> int:
 
 @shared_task(ignore_result=True)
 def summarize_resolved_conversations_tenant(*, tenant_id: int) -> int:
-    from apps.analytics.insights import insights_generate
-
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
         return 0

@@ -16,11 +16,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from apps.analytics import charts, metrics, selectors
-from apps.analytics.exporter import check_bearer
+from apps.analytics import charts, selectors
 from apps.analytics.insights import insights_csv
 from apps.core import permissions
 from apps.core.errors import NotFoundError
+from apps.core.observability import metrics
+from apps.core.observability.exporter import check_bearer
 from supportai.logging import bind_tenant
 
 PERIODS = (7, 30, 90)

@@ -44,10 +44,11 @@ from apps.conversations.serializers import (
     FeedbackSerializer,
     MessageSerializer,
 )
-from apps.core.api import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
+from apps.core.api.auth import acting_user
+from apps.core.api.pagination import ApiCursorPagination
+from apps.core.api.scopes import Scope
+from apps.core.api.viewsets import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
 from apps.core.errors import ApplicationError
-from apps.integrations.api_auth import ApiCursorPagination, acting_user
-from apps.integrations.models import Scope
 
 READ = [Scope.CONVERSATIONS_READ]
 WRITE = [Scope.CONVERSATIONS_WRITE]

@@ -17,7 +17,7 @@ from apps.conversations.models import (
     MessageRole,
 )
 from apps.conversations.serializers import RATINGS
-from apps.integrations.filters import IsoDateTimeFilter
+from apps.core.api.filters import IsoDateTimeFilter
 
 
 class ConversationFilter(django_filters.FilterSet):

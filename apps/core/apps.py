@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from apps.core.observability import hooks
+
 
 class CoreConfig(AppConfig):
     name = "apps.core"
@@ -7,8 +9,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from apps.core import checks  # noqa: F401  (registers the deployment checks)
-        from apps.core.health import mark_process_started
+        # AppConfig.ready: checks registers the deployment checks; health reads models.
+        from apps.core import checks, health  # noqa: F401
 
         # /readyz counts the workers' start-up grace from here (apps.core.health).
-        mark_process_started()
+        health.mark_process_started()
+        # Prometheus timings of Celery tasks and the task id in the log context.
+        hooks.connect()

@@ -19,9 +19,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import qdrant_edge  # noqa: F401  (the embedded engine must be importable where it is the store)
+import redis
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+
+from apps.core.models import WorkerHeartbeat
 
 CHECK_TIMEOUT = 2.0
 # The edge store's collection names (apps/knowledge/vectorstore/base.py validate_name).
@@ -63,7 +67,6 @@ def check_database() -> str:
 def check_redis() -> str:
     if not settings.REDIS_URL:
         return "not configured: in-process cache and channel layer"
-    import redis
 
     client = redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=CHECK_TIMEOUT, socket_connect_timeout=CHECK_TIMEOUT
@@ -88,8 +91,6 @@ def check_qdrant() -> str:
     probe = path / ".ready-probe"
     probe.write_text("ok")
     probe.unlink()
-    import qdrant_edge  # noqa: F401  (the embedded engine must be importable)
-
     if settings.QDRANT_LOCAL_ENGINE == "client":
         # qdrant-client's local mode opens under an exclusive file lock for each call (see
         # apps/knowledge/runtime.py); a lock nobody gives back means no search can run here.
@@ -158,8 +159,6 @@ def check_llm() -> str:
 
 
 def check_celery() -> str:
-    from apps.core.models import WorkerHeartbeat
-
     cutoff = timezone.now() - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
     alive = WorkerHeartbeat.objects.filter(seen_at__gte=cutoff).count()
     waited = seconds_since_start()

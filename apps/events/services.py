@@ -7,6 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.events.models import Event, EventType
+from apps.events.tasks import dispatch_event
 
 
 def event_record(*, tenant: Any, type: EventType | str, payload: dict[str, Any]) -> Event:
@@ -17,7 +18,4 @@ def event_record(*, tenant: Any, type: EventType | str, payload: dict[str, Any])
 
 
 def _enqueue_dispatch(event_id: int) -> None:
-    # Imported here: tasks imports the apps the dispatcher fans out to, which record events.
-    from apps.events.tasks import dispatch_event
-
     dispatch_event.delay(event_id)

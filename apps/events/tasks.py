@@ -1,4 +1,5 @@
-"""The events dispatcher: fan each committed event out to webhooks and registered handlers."""
+"""The events dispatcher: fan each committed event out to the registered handlers (webhooks,
+analytics; see `apps.events.fanout`)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,11 @@ PENDING_BATCH = 500
 
 @shared_task(ignore_result=True)
 def dispatch_event(event_id: int) -> None:
-    """Create the event's webhook deliveries, publish it to the handlers, mark it dispatched.
+    """Publish the event to the handlers (webhook deliveries first), mark it dispatched.
 
     Safe to run twice or concurrently for one event: the row is locked (others skip it) and an
     event already dispatched is left alone.
     """
-    from apps.integrations.services import webhook_deliveries_create_for_event
-
     with transaction.atomic():
         # Unscoped by id (the task knows no tenant yet); everything after acts in its tenant.
         event = (
@@ -39,11 +38,10 @@ def dispatch_event(event_id: int) -> None:
         )
         if event is None:
             return
-        deliveries = webhook_deliveries_create_for_event(event=event)
         fanout.publish(event)
         event.dispatched_at = timezone.now()
         event.save(update_fields=["dispatched_at", "updated_at"])
-    logger.info("dispatched event %s (%s): %d webhook(s)", event.pk, event.type, len(deliveries))
+    logger.info("dispatched event %s (%s)", event.pk, event.type)
 
 
 @shared_task(ignore_result=True)

@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
 from apps.core.admin import TenantScopedAdmin
+from apps.core.api.scopes import Scope
 from apps.core.errors import ApplicationError
 from apps.integrations import services
-from apps.integrations.models import ApiKey, Scope, WebhookDelivery, WebhookSubscription
+from apps.integrations.models import ApiKey, WebhookDelivery, WebhookSubscription
 from apps.tenants.models import Role
 
 _SECRETS_ATTR = "_supportai_secrets_once"

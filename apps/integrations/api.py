@@ -17,17 +17,18 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api import TenantApiViewSet, TenantModelViewSet, TenantReadOnlyViewSet
+from apps.core.api.auth import acting_user
+from apps.core.api.scopes import Scope
+from apps.core.api.viewsets import TenantApiViewSet, TenantModelViewSet, TenantReadOnlyViewSet
 from apps.events.models import Event
 from apps.integrations import selectors, services
-from apps.integrations.api_auth import acting_user
 from apps.integrations.filters import (
     ApiKeyFilter,
     EventFilter,
     WebhookDeliveryFilter,
     WebhookSubscriptionFilter,
 )
-from apps.integrations.models import ApiKey, Scope, WebhookDelivery, WebhookSubscription
+from apps.integrations.models import ApiKey, WebhookDelivery, WebhookSubscription
 from apps.integrations.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateSerializer,

@@ -7,4 +7,7 @@ class IntegrationsConfig(AppConfig):
     verbose_name = "Integrations"
 
     def ready(self) -> None:
-        from apps.integrations import schema  # noqa: F401 — registers the OpenAPI extension
+        # AppConfig.ready: the hooks import models, which cannot load before the app registry.
+        from apps.integrations import hooks
+
+        hooks.connect()

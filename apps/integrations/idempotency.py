@@ -32,8 +32,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from rest_framework.authentication import CSRFCheck
 
-from apps.core.api import error_body
-from apps.integrations.api_auth import api_key_for_request, api_key_presented
+from apps.core import permissions
+from apps.core.api.auth import api_key_presented
+from apps.core.api.errors import error_body
+from apps.integrations.authentication import api_key_for_request
 from apps.integrations.models import IdempotencyRecord
 from apps.tenants.models import Tenant
 
@@ -69,8 +71,6 @@ def _csrf_ok(request: HttpRequest) -> bool:
 
 def _identify(request: HttpRequest) -> tuple[Tenant, str] | None:
     """(tenant, principal) the way the API will authenticate this request, or None."""
-    from apps.core import permissions
-
     if api_key_presented(request) is not None:
         api_key = api_key_for_request(request)
         return (api_key.tenant, f"key:{api_key.pk}") if api_key else None

@@ -8,21 +8,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from apps.core.api.scopes import Scope
 from apps.core.models import PublicIdMixin, TenantScopedModel
 
 API_KEY_PREFIX = "sk_live_"
-
-
-class Scope(models.TextChoices):
-    CONVERSATIONS_READ = "conversations:read"
-    CONVERSATIONS_WRITE = "conversations:write"
-    CONTACTS_READ = "contacts:read"
-    CONTACTS_WRITE = "contacts:write"
-    KNOWLEDGE_READ = "knowledge:read"
-    KNOWLEDGE_WRITE = "knowledge:write"
-    ANALYTICS_READ = "analytics:read"
-    WEBHOOKS_MANAGE = "webhooks:manage"
-    ADMIN = "admin", "admin (implies every scope)"
 
 
 class ApiKey(PublicIdMixin, TenantScopedModel):

@@ -1,4 +1,4 @@
-"""drf-spectacular extensions (loaded from IntegrationsConfig.ready)."""
+"""drf-spectacular extensions (imported from IntegrationsConfig.ready, by the hooks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "apps.integrations.api_auth.ApiKeyAuthentication"
+    target_class = "apps.integrations.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
@@ -19,7 +19,7 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
-# Every error the API answers has one body (apps.core.api.error_body); the schema says so for
+# Every error the API answers has one body (apps.core.api.errors.error_body); the schema says so for
 # each status an operation can answer with, so clients (and schemathesis) can rely on it.
 ERROR_STATUSES = {
     "400": "Invalid input; `details` names the fields.",

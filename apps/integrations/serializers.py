@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.core.api.scopes import Scope
 from apps.events.models import Event
 from apps.integrations.models import (
     ApiKey,
     DeliveryStatus,
-    Scope,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,

@@ -21,17 +21,19 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.core import netguard
+from apps.core.api.scopes import Scope
 from apps.core.errors import ApplicationError
 from apps.events.models import Event, EventType
+from apps.events.services import event_record
 from apps.integrations.models import (
     API_KEY_PREFIX,
     ApiKey,
     DeliveryStatus,
-    Scope,
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
 )
+from apps.integrations.selectors import webhook_subscriptions_for_event
 from apps.integrations.signing import signature_header
 from apps.tenants.models import Tenant
 
@@ -236,9 +238,17 @@ def webhook_subscription_rotate_secret(
 
 
 def _enqueue_delivery(delivery_id: int, *, countdown: float = 0) -> None:
+    # Celery pattern: tasks imports this module, so the task is imported when enqueued.
     from apps.integrations.tasks import deliver_webhook
 
     deliver_webhook.apply_async(args=[delivery_id], countdown=countdown)
+
+
+def webhook_fanout(event: Event) -> None:
+    """Events fan-out handler (required: a failure fails the dispatch, which is retried),
+    registered by `IntegrationsConfig.ready()`."""
+    deliveries = webhook_deliveries_create_for_event(event=event)
+    logger.info("event %s (%s): %d webhook(s)", event.pk, event.type, len(deliveries))
 
 
 def webhook_deliveries_create_for_event(*, event: Event) -> list[WebhookDelivery]:
@@ -264,8 +274,6 @@ def webhook_deliveries_create_for_event(*, event: Event) -> list[WebhookDelivery
 
 
 def _matching_subscriptions(event: Event) -> list[WebhookSubscription]:
-    from apps.integrations.selectors import webhook_subscriptions_for_event
-
     return webhook_subscriptions_for_event(tenant=event.tenant, event_type=event.type)
 
 
@@ -425,8 +433,6 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
 
 
 def _record_dead(delivery: WebhookDelivery) -> None:
-    from apps.events.services import event_record
-
     event_record(
         tenant=delivery.tenant,
         type=EventType.WEBHOOK_DELIVERY_DEAD,

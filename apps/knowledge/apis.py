@@ -13,9 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from apps.core.api import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
-from apps.integrations.api_auth import acting_user
-from apps.integrations.models import Scope
+from apps.core.api.auth import acting_user
+from apps.core.api.scopes import Scope
+from apps.core.api.viewsets import UUID_REGEX, TenantApiViewSet, TenantCommandViewSet
 from apps.knowledge import api_services, selectors, services
 from apps.knowledge.models import Document, Source
 from apps.knowledge.serializers import (

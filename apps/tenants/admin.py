@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from unfold.admin import ModelAdmin
 
@@ -76,6 +77,13 @@ class TenantAdmin(TenantRoleMixin, ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: Any, change: bool) -> None:
+        # The admin's add view runs in one transaction: the tenant and what it needs, or nothing.
+        super().save_model(request, obj, form, change)
+        if not change:
+            # What other apps set up for a new tenant (its default inbox), as tenant_create does.
+            services.tenant_setup(tenant=obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
@@ -154,8 +162,6 @@ class MembershipAdmin(TenantScopedAdmin):
             super().save_model(request, obj, form, change)
             return
         if not self._allowed(request, self.add_role, obj):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied("Only owners add members.")
         membership = services.membership_invite(
             tenant=form.cleaned_data["tenant"],

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -15,6 +16,24 @@ from django.db import transaction
 
 from apps.core.errors import ApplicationError
 from apps.tenants.models import Membership, Role, Tenant, WidgetKey
+
+# What apps above this one set up for every new tenant (the workspace's default inbox). They
+# register from their AppConfig.ready(), so tenants imports none of them.
+TenantSetup = Callable[..., Any]
+_setups: list[TenantSetup] = []
+
+
+def tenant_setup_register(setup: TenantSetup) -> TenantSetup:
+    """Run `setup(tenant=...)` for every tenant created from now on (once per function)."""
+    if setup not in _setups:
+        _setups.append(setup)
+    return setup
+
+
+def tenant_setup(*, tenant: Tenant) -> None:
+    """What a new tenant needs from other apps; `tenant_create` and the admin's add call it."""
+    for setup in _setups:
+        setup(tenant=tenant)
 
 
 @transaction.atomic
@@ -28,6 +47,7 @@ def tenant_create(
         raise ApplicationError("The tenant is not valid.", extra=exc.message_dict) from exc
     tenant.save()
     WidgetKey.objects.create(tenant=tenant, name="Website")
+    tenant_setup(tenant=tenant)
     if owner is not None:
         membership_set(tenant=tenant, user=owner, role=Role.OWNER)
     return tenant

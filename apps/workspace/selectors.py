@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet
 from apps.conversations.models import Conversation, ConversationStatus, Message
 from apps.conversations.selectors import answer_engine_wire
 from apps.core import permissions
+from apps.knowledge import runtime
 from apps.tenants.models import Role, Tenant
 from apps.workspace.models import WORK_INBOX, ConversationInbox, CuratedAnswer, Inbox, Priority
 
@@ -29,15 +30,12 @@ DEFAULT_INBOX_NAME = "General"
 
 
 def inbox_default(*, tenant: Tenant) -> Inbox:
-    """The tenant's default inbox, created on first use."""
-    from apps.workspace.services import inbox_default_ensure
-
-    return inbox_default_ensure(tenant=tenant)
+    """The tenant's default inbox (created with the tenant: `services.inbox_default_ensure`)."""
+    return Inbox.objects.for_tenant(tenant).get(is_default=True)
 
 
 def inboxes_visible(*, user: Any, tenant: Tenant) -> QuerySet[Inbox]:
     """Inboxes of `tenant` the user may work (every one for owners and admins)."""
-    inbox_default(tenant=tenant)
     return permissions.filter_granted(
         user=user, perm=WORK_INBOX, queryset=Inbox.objects.all(), tenant=tenant
     )
@@ -221,8 +219,6 @@ def curated_min_similarity() -> float:
 
 def embed(text: str) -> tuple[list[float], str]:
     """The text's dense embedding with the knowledge embedder, normalised; and the model."""
-    from apps.knowledge import runtime
-
     embedder = runtime.get_embedder()
     vector = [float(x) for x in embedder.embed_query(text)]
     norm = math.sqrt(sum(x * x for x in vector)) or 1.0

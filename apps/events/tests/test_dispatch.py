@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.events import fanout, tasks
 from apps.events.models import Event, EventType
 from apps.events.services import event_record
+from apps.integrations import services
 from apps.integrations.models import WebhookDelivery
 from apps.integrations.tests.factories import EventFactory, WebhookSubscriptionFactory
 
@@ -69,6 +70,31 @@ def test_dispatch_hands_the_event_to_every_handler(tenant_a, handler_calls):
     assert [e.pk for e in handler_calls] == [event.pk]
     event.refresh_from_db()
     assert event.dispatched_at is not None
+
+
+def test_a_failing_required_handler_leaves_the_event_to_be_dispatched_again(tenant_a):
+    """Webhook deliveries are a required handler: if creating them fails, the event is not
+    marked dispatched (the beat sweep dispatches it again), so no webhook is lost."""
+
+    def broken(event):
+        raise RuntimeError("the webhooks table is locked")
+
+    fanout.register(broken, required=True)
+    try:
+        event = EventFactory(tenant=tenant_a.tenant)
+        with pytest.raises(RuntimeError):
+            tasks.dispatch_event(event.pk)
+    finally:
+        fanout.unregister(broken)
+    event.refresh_from_db()
+    assert event.dispatched_at is None
+
+
+def test_webhook_deliveries_are_a_required_fanout_handler():
+    """Integrations registers its webhook fan-out from its AppConfig, so events import no app
+    above them; required, so that a failure is retried instead of skipped."""
+    assert services.webhook_fanout in fanout.handlers()
+    assert services.webhook_fanout in fanout._required
 
 
 def test_dead_letter_events_are_never_sent_as_webhooks(tenant_a):

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 
-from apps.integrations.api_auth import api_key_check
+from apps.integrations.authentication import api_key_check
 from apps.integrations.models import ApiKey, DeliveryStatus, WebhookDelivery
 from apps.integrations.tests.factories import ApiKeyFactory, WebhookDeliveryFactory
 

@@ -2,7 +2,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
-from apps.integrations import ratelimit
+from apps.core import ratelimit
 
 
 @pytest.fixture(autouse=True)

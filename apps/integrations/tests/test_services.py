@@ -7,7 +7,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from apps.core.errors import ApplicationError
 from apps.integrations import services
-from apps.integrations.api_auth import api_key_check
+from apps.integrations.authentication import api_key_check
 from apps.integrations.models import ApiKey
 from apps.integrations.tests.factories import ApiKeyFactory, WebhookSubscriptionFactory
 

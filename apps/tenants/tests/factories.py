@@ -2,6 +2,7 @@ import factory
 
 from apps.accounts.models import User
 from apps.tenants.models import Membership, Role, Tenant, WidgetKey
+from apps.tenants.services import tenant_setup
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -24,10 +25,17 @@ class UserFactory(factory.django.DjangoModelFactory):
 class TenantFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Tenant
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"Company {n}")
     slug = factory.Sequence(lambda n: f"company-{n}")
     allowed_origins = factory.LazyAttribute(lambda t: [f"https://{t.slug}.example.com"])
+
+    @factory.post_generation
+    def _setup(obj, create, extracted, **kwargs):
+        # What other apps set up for a new tenant, as tenant_create does (its default inbox).
+        if create:
+            tenant_setup(tenant=obj)
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

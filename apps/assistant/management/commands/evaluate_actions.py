@@ -6,6 +6,7 @@ those that name one), and no action for questions the articles answer. No HTTP c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -13,14 +14,19 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.actions import matching
+from apps.actions.demo_orders import action_definitions
+from apps.actions.models import Action
+from apps.actions.selectors import action_list_active
+from apps.assistant.actions_turn import llm_fill
+from apps.assistant.retrieval import encode
+from apps.tenants.models import Tenant
+
 DEMO_SET = Path(__file__).resolve().parents[3] / "actions" / "demo" / "questions.jsonl"
 
 
 def _demo_actions() -> list[Any]:
     """The demo tenant's two actions, unsaved (no database needed)."""
-    from apps.actions.demo_orders import action_definitions
-    from apps.actions.models import Action
-
     actions = []
     for pk, definition in enumerate(action_definitions("https://orders.example.com"), start=1):
         definition = {k: v for k, v in definition.items() if k != "headers"}
@@ -50,17 +56,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.actions import matching
-        from apps.assistant.retrieval import encode
-
         path = Path(options["path"])
         if not path.exists():
             raise CommandError(f"No question set at {path}.")
         cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         if options["tenant"]:
-            from apps.actions.selectors import action_list_active
-            from apps.tenants.models import Tenant
-
             tenant = Tenant.objects.filter(slug=options["tenant"]).first()
             if tenant is None:
                 raise CommandError(f"No tenant {options['tenant']!r}.")
@@ -125,8 +125,5 @@ class Command(BaseCommand):
 
     @staticmethod
     def _fill(action: Any, question: str, names: list[str]) -> dict[str, Any]:
-        import asyncio
-
-        from apps.assistant.actions_turn import llm_fill
 
         return asyncio.run(llm_fill(action, question, names))

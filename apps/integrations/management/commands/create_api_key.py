@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.core.api.scopes import Scope
 from apps.core.errors import ApplicationError
-from apps.integrations.models import Scope
 from apps.integrations.services import api_key_create
 from apps.tenants.selectors import tenant_get_by_slug
 

@@ -11,6 +11,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
+from apps.actions import services as action_services
+from apps.actions.demo_orders import DEMO_CUSTOMERS, SAMPLE_ORDERS, action_definitions
+from apps.actions.models import Action
 from apps.knowledge.models import Source
 from apps.knowledge.services import source_create
 from apps.tenants.models import Role, Tenant, WidgetKey
@@ -69,10 +72,6 @@ class Command(BaseCommand):
     def _seed_actions(self, tenant: Tenant, public_url: str) -> None:
         """The order-status and cancel-order actions against the demo order system that the
         app serves at /demo/orders/ (docs/actions.md), and the sample orders to ask about."""
-        from apps.actions import services as action_services
-        from apps.actions.demo_orders import DEMO_CUSTOMERS, SAMPLE_ORDERS, action_definitions
-        from apps.actions.models import Action
-
         base_url = public_url.rstrip("/") + "/demo/orders"
         # The demo order system runs on this machine: let this tenant's actions reach it.
         if tenant.settings.get("actions_allow_private") is not True:
@@ -86,16 +85,16 @@ class Command(BaseCommand):
                 action_services.action_update(
                     action=existing, url_template=definition["url_template"]
                 )
-        self.stdout.write("  actions: order_status, cancel_order (demo order system at "
-                          f"{base_url}/); sample orders:")
+        self.stdout.write(
+            "  actions: order_status, cancel_order (demo order system at "
+            f"{base_url}/); sample orders:"
+        )
         for number, order in SAMPLE_ORDERS.items():
             owner = next(
                 (sub for sub, c in DEMO_CUSTOMERS.items() if c["email"] == order["email"]), "?"
             )
             self.stdout.write(f"    {number}  {order['status']:<10}  customer {owner}")
-        self.stdout.write(
-            "  ask about them signed in: /demo/?customer=cust_alice (or cust_bob)"
-        )
+        self.stdout.write("  ask about them signed in: /demo/?customer=cust_alice (or cust_bob)")
 
     def _seed_knowledge(self, tenant: Tenant) -> int:
         """Add each sample article as a text source once; the worker indexes it."""

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from apps.conversations import services as chat
+from apps.tenants.models import Tenant
+from apps.tenants.services import tenant_create
+from apps.tenants.tests.factories import UserFactory
 from apps.workspace import selectors, services
 from apps.workspace.models import Inbox
 
@@ -68,3 +72,35 @@ def test_routing_to_another_tenants_inbox_is_refused(tenant_a, tenant_b):
         services.conversation_route(
             conversation=conversation, inbox=selectors.inbox_default(tenant=tenant_b.tenant)
         )
+
+
+def test_a_new_tenant_gets_its_default_inbox_and_reading_it_writes_nothing(
+    db, django_assert_num_queries
+):
+    tenant = tenant_create(name="Fresh Co", slug="fresh-co")
+    assert Inbox.objects.for_tenant(tenant).filter(is_default=True).count() == 1
+    with django_assert_num_queries(1):  # one read, no get-or-create
+        inbox = selectors.inbox_default(tenant=tenant)
+    assert inbox.is_default and inbox.name == selectors.DEFAULT_INBOX_NAME
+
+
+def test_a_tenant_added_in_the_admin_gets_its_default_inbox(client):
+    client.force_login(UserFactory(is_superuser=True))
+    url = reverse("admin:tenants_tenant_add")
+    page = client.get(url)
+    data = {
+        "name": "Admin Co",
+        "slug": "admin-co",
+        "is_active": "on",
+        "allowed_origins": "[]",
+        "unanswerable_action": Tenant._meta.get_field("unanswerable_action").default,
+        "default_language": Tenant._meta.get_field("default_language").default,
+        "settings": "{}",
+    }
+    for inline in page.context["inline_admin_formsets"]:  # no widget keys or people yet
+        prefix = inline.formset.prefix
+        data |= {f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"}
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context and response.context["errors"]
+    tenant = Tenant.objects.get(slug="admin-co")
+    assert selectors.inbox_default(tenant=tenant).is_default

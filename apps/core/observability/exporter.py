@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from apps.analytics import metrics
+from apps.core.observability import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -7,14 +7,19 @@ come from fixed sets; anything else is counted as "other".
 Processes: the web process and each Celery worker process keep their own values. With
 `PROMETHEUS_MULTIPROC_DIR` set (before the process starts) prometheus_client writes them to
 files there and `registry()` adds them up, so `/metrics` (or the worker exporter, see
-`apps/analytics/exporter.py`) reports every process of the host. docs/analytics.md has details.
+`exporter.py` beside this module) reports every process of the host. docs/analytics.md has
+details.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Collection
 from typing import Any
 
+import httpx
+import openai
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.registry import REGISTRY
 
@@ -193,11 +198,6 @@ def llm_error_from_exception(exc: BaseException) -> str:
 
 
 def classify_llm_error(exc: BaseException) -> str:
-    import asyncio
-
-    import httpx
-    import openai
-
     if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | httpx.TimeoutException):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
@@ -217,10 +217,9 @@ def ws_disconnected() -> None:
     WEBSOCKET_CONNECTIONS.dec()
 
 
-def event_dispatched(event_type: str) -> None:
-    from apps.events.models import EventType
-
-    EVENTS.labels(type=event_type if event_type in EventType.values else "other").inc()
+def event_dispatched(event_type: str, *, known: Collection[str]) -> None:
+    """Count one dispatched event; `known` is the fixed set of event types (else "other")."""
+    EVENTS.labels(type=event_type if event_type in known else "other").inc()
 
 
 def drift_alert_recorded(kind: str) -> None:
