@@ -238,7 +238,7 @@ def test_console_transcript_shows_the_answer_engine_fields(tenant_a, tenant_b):
     client.force_login(tenant_a.agent)
     body = client.get(_console_url(conversation)).json()
     (assistant,) = [m for m in body["messages"] if m["role"] == "assistant"]
-    assert assistant["id"] == answer.pk
+    assert assistant["id"] == answer.seq
     assert assistant["strategy"] == "grounded" and assistant["answerability"] == 0.4242
     assert assistant["grounding"]["dropped"][0]["sentence"] == INVENTED
     # The page's script renders them (strategy, score, what was dropped and why).
@@ -284,7 +284,7 @@ async def test_console_socket_gives_agents_the_answer_details_live(tenant_a):
     frame = await socket.receive_json_from(timeout=10)
     assert frame["type"] == "chat" and frame["frame"]["type"] == "message_done"
     forwarded = frame["frame"]["message"]
-    assert forwarded["id"] == answer.pk and forwarded["content"] == answer.content
+    assert forwarded["id"] == answer.seq and forwarded["content"] == answer.content
     assert forwarded["strategy"] == "grounded" and forwarded["answerability"] == 0.4242
     assert forwarded["grounding"]["outcome"] == "fell_back"
     assert forwarded["grounding"]["dropped"][0]["reason"].startswith("number 3.50")

@@ -137,7 +137,7 @@ async def test_answer_streams_tokens_then_message_done_and_is_stored(tenant_a, c
     assert "Returns and refunds" in {c["title"] for c in final["citations"]}
 
     stored = (await stored_messages(tenant_a))[-1]
-    assert stored.pk == final["id"] and stored.content == final["content"]
+    assert stored.seq == final["id"] and stored.content == final["content"]
     assert stored.model == "smollm2-135m-instruct"
     assert stored.prompt_version == prompts.PROMPT_VERSION
     assert stored.decision == "answer"
@@ -228,7 +228,7 @@ async def test_model_decision_mode_answers_end_to_end(tenant_a, settings):
     communicator, _ = await open_chat(tenant_a)
     _, done = await ask(communicator, "How do I return a bike?")
     stored = (await stored_messages(tenant_a))[-1]
-    assert stored.pk == done["message"]["id"]
+    assert stored.seq == done["message"]["id"]
     assert stored.decision in {"answer", "clarify", "handoff"}
     await communicator.disconnect()
 
@@ -338,7 +338,7 @@ async def test_no_llm_reachable_in_generative_mode_quotes_the_help_center(
     assert "within 30 days of delivery" in final["content"]
     assert final["citations"][0]["url"] == "https://acme.example.com/returns"
     stored = (await stored_messages(tenant_a))[-1]
-    assert stored.decision == "extractive" and stored.pk == final["id"]
+    assert stored.decision == "extractive" and stored.seq == final["id"]
     assert [m.role for m in await stored_messages(tenant_a)] == ["customer", "assistant"]
     await communicator.disconnect()
 

@@ -277,7 +277,8 @@ async def test_repeated_client_id_is_stored_once_and_echoed_again(tenant_a):
 
 async def test_reconnect_with_since_replays_exactly_the_missed_messages(tenant_a):
     conversation = await db(_conversation_with_messages, tenant_a, 5)
-    ids = await db(lambda: list(conversation.messages.order_by("id").values_list("id", flat=True)))
+    ids = await db(lambda: list(conversation.messages.order_by("id").values_list("seq", flat=True)))
+    assert ids == [1, 2, 3, 4, 5]
 
     communicator, ready = await open_chat(
         tenant_a, conversation=str(conversation.public_id), since=ids[1]
@@ -314,7 +315,7 @@ async def test_messages_sent_while_away_arrive_with_the_next_ready(tenant_a):
     communicator, ready = await open_chat(
         tenant_a, conversation=conversation_id, since=done["message"]["id"]
     )
-    assert [m["id"] for m in ready["messages"]] == [agent_reply.pk]
+    assert [m["id"] for m in ready["messages"]] == [agent_reply.seq]
     assert ready["status"] == "with_agent"
     await communicator.disconnect()
 
@@ -459,16 +460,41 @@ async def test_thumbs_and_csat_are_stored_and_acknowledged(tenant_a):
 
 
 async def test_feedback_on_another_tenants_message_is_refused(tenant_a, tenant_b):
-    other = await db(_conversation_with_messages, tenant_b, 1)
-    other_message = await db(lambda: other.messages.get())
+    # Feedback names a message by its number in the customer's own conversation, so another
+    # tenant's message cannot be named: neither by its primary key nor by a number that only
+    # the other conversation holds.
+    other = await db(_conversation_with_messages, tenant_b, 5)
+    other_message = await db(lambda: other.messages.order_by("seq").last())
     communicator, _ = await open_chat(tenant_a)
     await send_message(communicator, "hello", "h1")
     await receive_answer(communicator)
-    await communicator.send_json_to(
-        {"type": "feedback", "message_id": other_message.pk, "rating": "down"}
-    )
-    assert (await communicator.receive_json_from())["code"] == "invalid"
+    for message_id in (other_message.pk, other_message.seq):
+        await communicator.send_json_to(
+            {"type": "feedback", "message_id": message_id, "rating": "down"}
+        )
+        assert (await communicator.receive_json_from())["code"] == "invalid"
     assert await db(lambda: Feedback.objects.unscoped().count()) == 0
+    await communicator.disconnect()
+
+
+async def test_the_widget_sees_message_numbers_of_its_own_conversation_only(tenant_a, tenant_b):
+    # Primary keys are one sequence over every tenant; the widget must not see them (they tell
+    # a visitor how many messages every other company exchanges).
+    await db(_conversation_with_messages, tenant_b, 7)
+    communicator, _ = await open_chat(tenant_a)
+    echo = await send_message(communicator, "hello", "h1")
+    before, done = await receive_answer(communicator)
+    stored = await db(
+        lambda: list(Message.objects.for_tenant(tenant_a.tenant).order_by("seq"))
+    )
+    assert [m.seq for m in stored] == [1, 2]
+    assert stored[0].pk > 7  # the primary keys that would have leaked
+    assert echo["message"]["id"] == 1 and done["message"]["id"] == 2
+    assert {f["message_id"] for f in before if f["type"] == "token"} <= {2}
+    conversation_id = echo["conversation_id"]
+    await communicator.disconnect()
+    communicator, ready = await open_chat(tenant_a, conversation=conversation_id, since=1)
+    assert [m["id"] for m in ready["messages"]] == [2]
     await communicator.disconnect()
 
 

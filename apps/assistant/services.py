@@ -246,7 +246,7 @@ async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
         nonlocal last_save
         reply = await reply_task
         shown.append(delta)
-        await realtime.chat_token_send_async(**turn.ids, message_id=reply.pk, delta=delta)
+        await realtime.chat_token_send_async(**turn.ids, message_id=reply.seq, delta=delta)
         if time.monotonic() - last_save > PARTIAL_SAVE_SECONDS:
             last_save = time.monotonic()
             await save_partial(message=reply, content="".join(shown))

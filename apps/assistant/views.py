@@ -188,7 +188,7 @@ async def ask(request: HttpRequest) -> HttpResponse:
     elif not created:
         # A repeated client_id: return what was answered the first time, if anything.
         later = await db_async(selectors.messages_after)(
-            conversation=session.conversation, since=message.pk, limit=20
+            conversation=session.conversation, since=message.seq, limit=20
         )
         replies = [m for m in later if m.role in {"assistant", "agent"}]
         answer = selectors.message_wire(replies[0]) if replies else None
@@ -244,7 +244,7 @@ async def _relay(session: Session, message: Any, created: bool, needs_answer: bo
                 event = receive.result()
             payload = event.get("payload") or {}
             kind = payload.get("type")
-            if kind == "typing" or (kind == "message" and payload["message"]["id"] == message.pk):
+            if kind == "typing" or (kind == "message" and payload["message"]["id"] == message.seq):
                 continue
             yield _sse("done" if kind == "message_done" else kind, payload)
         await db_async(conversation.refresh_from_db)(fields=["status"])

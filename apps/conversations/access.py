@@ -119,5 +119,5 @@ def customer_message_post(
         return message, True, conversation.assistant_active
     # A re-sent message whose answer never started (the process died before) is answered now;
     # one that was answered, or is being answered, is not answered twice.
-    later = selectors.messages_after(conversation=conversation, since=message.pk, limit=1)
+    later = selectors.messages_after(conversation=conversation, since=message.seq, limit=1)
     return message, False, not later and conversation.assistant_active

@@ -443,7 +443,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     @staticmethod
     def record_thumbs(conversation: Conversation, message_id: int, rating: str) -> bool:
-        message = selectors.message_get(conversation=conversation, message_id=message_id)
+        message = selectors.message_by_seq(conversation=conversation, seq=message_id)
         if message is None or message.role not in {MessageRole.ASSISTANT, MessageRole.AGENT}:
             return False
         services.feedback_record(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Max, Q
 
 from apps.core.models import PublicIdMixin, TenantScopedModel
 
@@ -174,6 +174,10 @@ class Message(TenantScopedModel):
     )
     answerability = models.FloatField(null=True, blank=True)
     grounding = models.JSONField(default=dict, blank=True)
+    # The message's number within its conversation (1, 2, 3, ...): the id the widget sees and
+    # its replay cursor. The primary key is one sequence over every tenant and would tell a
+    # visitor how busy the product is; this number tells them nothing they did not see.
+    seq = models.PositiveIntegerField(editable=False)
 
     class Meta:
         ordering = ["id"]
@@ -182,12 +186,35 @@ class Message(TenantScopedModel):
                 fields=["conversation", "client_id"],
                 condition=Q(client_id__isnull=False),
                 name="message_unique_client_id",
-            )
+            ),
+            models.UniqueConstraint(fields=["conversation", "seq"], name="message_unique_seq"),
         ]
         indexes = [models.Index(fields=["conversation", "id"])]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding or self.seq is not None:
+            super().save(*args, **kwargs)
+            return
+        # The conversation's row lock orders its messages: the next number is taken and the row
+        # inserted before another message of the conversation can take one, so numbers are
+        # never shared and a message never appears below a replay cursor already handed out.
+        with transaction.atomic():
+            list(
+                Conversation.objects.for_tenant(self.tenant_id)
+                .select_for_update()
+                .filter(pk=self.conversation_id)
+                .values_list("pk", flat=True)
+            )
+            last = (
+                Message.objects.for_tenant(self.tenant_id)
+                .filter(conversation_id=self.conversation_id)
+                .aggregate(last=Max("seq"))["last"]
+            )
+            self.seq = (last or 0) + 1
+            super().save(*args, **kwargs)
 
 
 class FeedbackKind(models.TextChoices):

@@ -115,22 +115,32 @@ def contact_get_by_external_id(*, tenant: Any, external_id: str) -> Contact | No
 def messages_after(
     *, conversation: Conversation, since: int | None = None, limit: int = 500
 ) -> list[Message]:
-    """Messages with an id above `since` (all of them when None), oldest first.
+    """Messages numbered above `since` (a `seq`; all of them when None), oldest first.
 
     With no cursor the newest `limit` messages are returned, so a long conversation replays
     its recent part instead of everything.
     """
     queryset = Message.objects.for_tenant(conversation.tenant_id).filter(conversation=conversation)
     if since is not None:
-        return list(queryset.filter(id__gt=since).order_by("id")[:limit])
-    newest = list(queryset.order_by("-id")[:limit])
+        return list(queryset.filter(seq__gt=since).order_by("seq")[:limit])
+    newest = list(queryset.order_by("-seq")[:limit])
     return newest[::-1]
 
 
 def message_get(*, conversation: Conversation, message_id: int) -> Message | None:
+    """A message of the conversation by its primary key (the REST API's id)."""
     return (
         Message.objects.for_tenant(conversation.tenant_id)
         .filter(conversation=conversation, id=message_id)
+        .first()
+    )
+
+
+def message_by_seq(*, conversation: Conversation, seq: int) -> Message | None:
+    """A message of the conversation by its number in it (the chat protocol's id)."""
+    return (
+        Message.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation=conversation, seq=seq)
         .first()
     )
 
@@ -237,9 +247,10 @@ def message_event_payload(message: Message) -> dict[str, Any]:
 
 
 def message_wire(message: Message) -> dict[str, Any]:
-    """A message as the chat protocol sends it (docs/websocket.md)."""
+    """A message as the chat protocol sends it (docs/websocket.md); its id is the message's
+    number within the conversation, never the primary key."""
     wire = {
-        "id": message.pk,
+        "id": message.seq,
         "role": message.role,
         "content": message.content,
         "created_at": message.created_at.isoformat() if message.created_at else None,

@@ -165,12 +165,13 @@ def transcript(*, conversation: Conversation) -> list[Message]:
 
 
 def transcript_message(*, conversation: Conversation, message_id: Any) -> Message | None:
-    """One message of the conversation, by id (None for anything else)."""
+    """One message of the conversation, by its number in it as chat frames carry it (None for
+    anything else)."""
     if not isinstance(message_id, int) or isinstance(message_id, bool):
         return None
     return (
         Message.objects.for_tenant(conversation.tenant_id)
-        .filter(conversation=conversation, pk=message_id)
+        .filter(conversation=conversation, seq=message_id)
         .select_related("author")
         .first()
     )
@@ -180,7 +181,9 @@ def message_console_wire(message: Message) -> dict[str, Any]:
     """A message for agents: the customer's view plus how an answer came about."""
     author = message.author
     return {
-        "id": message.pk,
+        # The chat protocol's id (the number within the conversation), so that the console
+        # matches the frames it relays with the transcript it loaded.
+        "id": message.seq,
         "role": message.role,
         "content": message.content,
         "status": message.status,

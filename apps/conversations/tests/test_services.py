@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from django.db import connection
 
 from apps.conversations import selectors, services
 from apps.conversations.models import Conversation, Feedback, Message
@@ -97,13 +100,37 @@ def test_reads_fail_closed_without_a_tenant_and_never_cross_tenants(tenant_a, te
 
 def test_replay_after_a_cursor_and_the_wire_shape(tenant_a):
     conversation = services.conversation_start(tenant=tenant_a.tenant)
-    ids = [
-        services.message_post_customer(conversation=conversation, text=f"m{i}")[0].pk
+    messages = [
+        services.message_post_customer(conversation=conversation, text=f"m{i}")[0]
         for i in range(4)
     ]
-    assert [m.pk for m in selectors.messages_after(conversation=conversation, since=ids[1])] == ids[
-        2:
-    ]
+    assert [m.seq for m in messages] == [1, 2, 3, 4]
+    ids = [m.pk for m in messages]
+    after = selectors.messages_after(conversation=conversation, since=2)
+    assert [m.pk for m in after] == ids[2:]
     assert [m.pk for m in selectors.messages_after(conversation=conversation, limit=2)] == ids[2:]
     wire = selectors.message_wire(Message.objects.for_tenant(tenant_a.tenant).get(pk=ids[0]))
+    assert wire["id"] == 1  # the number within the conversation, not the primary key
     assert set(wire) == {"id", "role", "content", "created_at", "citations", "client_id", "status"}
+
+@pytest.mark.django_db(transaction=True)
+def test_messages_written_at_once_get_distinct_numbers_in_order(tenant_a):
+    # Customer, assistant and agent rows of one conversation are written from different
+    # processes at once; each must get its own number, and numbers must follow commit order so
+    # that a replay cursor never skips a message.
+    conversation = services.conversation_start(tenant=tenant_a.tenant)
+
+    def post(i: int) -> int:
+        try:
+            message, _ = services.message_post_customer(
+                conversation=conversation, text=f"m{i}", client_id=f"c{i}"
+            )
+            return message.seq
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        numbers = list(pool.map(post, range(30)))
+    assert sorted(numbers) == list(range(1, 31))
+    stored = Message.objects.for_tenant(tenant_a.tenant).filter(conversation=conversation)
+    assert list(stored.order_by("id").values_list("seq", flat=True)) == list(range(1, 31))
