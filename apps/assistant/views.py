@@ -23,7 +23,6 @@ from apps.assistant.services import answer_message
 from apps.conversations import selectors
 from apps.conversations.access import (
     MAX_CLIENT_ID,
-    Refused,
     Session,
     authorize,
     conversation_start_for,
@@ -31,8 +30,13 @@ from apps.conversations.access import (
 )
 from apps.conversations.ratelimit import hit_all_async
 from apps.core import realtime
-from apps.core.api import error_body
 from apps.core.asyncdb import db_async
+from apps.core.errors import (
+    ApplicationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    error_response,
+)
 from apps.tenants.models import WidgetKey
 from apps.tenants.selectors import tenant_get_by_slug
 
@@ -43,17 +47,12 @@ MAX_BODY_BYTES = 64 * 1024
 _background: set[asyncio.Task] = set()
 
 
-class HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
+def _invalid(message: str, details: Any = None) -> ApplicationError:
+    return ApplicationError(message, details)
 
 
-def _error(exc: HttpError, origin_ok: str | None = None) -> JsonResponse:
-    response = JsonResponse(
-        error_body(code=exc.code, message=exc.message, details=exc.details), status=exc.status
-    )
-    return _cors(response, origin_ok)
+def _error(exc: ApplicationError, origin_ok: str | None = None) -> HttpResponse:
+    return _cors(error_response(exc), origin_ok)
 
 
 def _cors(response: HttpResponse, origin: str | None) -> HttpResponse:
@@ -68,14 +67,16 @@ def _params(request: HttpRequest) -> dict[str, Any]:
     params: dict[str, Any] = {k: v for k, v in request.GET.items()}
     if request.method == "POST":
         if len(request.body) > MAX_BODY_BYTES:
-            raise HttpError(413, "too_large", "The request body is too large.")
+            raise ApplicationError(
+                "The request body is too large.", code="too_large", status_code=413
+            )
         if request.body:
             try:
                 body = json.loads(request.body)
             except ValueError as exc:
-                raise HttpError(400, "invalid", "The body is not valid JSON.") from exc
+                raise _invalid("The body is not valid JSON.") from exc
             if not isinstance(body, dict):
-                raise HttpError(400, "invalid", "The body must be a JSON object.")
+                raise _invalid("The body must be a JSON object.")
             params.update(body)
     return params
 
@@ -89,24 +90,22 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
     params = _params(request)
     key = request.headers.get("X-Widget-Key") or params.get("key") or ""
     if not isinstance(key, str):
-        raise HttpError(400, "invalid", "key must be a string.")
+        raise _invalid("key must be a string.")
     text, client_id = params.get("text"), params.get("client_id")
     if not isinstance(text, str) or not text.strip():
-        raise HttpError(400, "invalid", "text is required.", {"text": ["This field is required."]})
+        raise _invalid("text is required.", {"text": ["This field is required."]})
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise HttpError(
-            400,
-            "invalid",
+        raise _invalid(
             f"text is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters.",
             {"text": ["Too long."]},
         )
     if client_id is not None and (
         not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID
     ):
-        raise HttpError(400, "invalid", "client_id must be a string of 1 to 64 characters.")
+        raise _invalid("client_id must be a string of 1 to 64 characters.")
     for name in ("conversation_id", "token", "lang", "page"):
         if params.get(name) is not None and not isinstance(params[name], str):
-            raise HttpError(400, "invalid", f"{name} must be a string.")
+            raise _invalid(f"{name} must be a string.")
     allowed = await hit_all_async(
         [
             (f"http-message:key:{key[:64]}", settings.CHAT_RATE_MESSAGES_PER_KEY),
@@ -114,7 +113,7 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
         ]
     )
     if not allowed:
-        raise HttpError(429, "rate_limited", "Too many messages; try again in a minute.")
+        raise RateLimitedError("Too many messages; try again in a minute.")
     try:
         session = await db_async(authorize)(
             key=key[:64],
@@ -124,9 +123,11 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
             lang=params.get("lang") or "",
             page=params.get("page") or "",
         )
-    except Refused as exc:
-        logger.info("chat HTTP request refused: %s", exc)
-        raise HttpError(403, "forbidden", "This widget key may not be used here.") from exc
+    except PermissionDeniedError as exc:
+        logger.info("chat HTTP request refused: %s", exc.message)
+        raise PermissionDeniedError(
+            "This widget key may not be used here.", code="forbidden"
+        ) from exc
     return session, params, text.strip(), client_id
 
 
@@ -175,11 +176,11 @@ async def ask(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return await db_async(_preflight)(request)
     if request.method != "POST":
-        return _error(HttpError(405, "method_not_allowed", "Use POST."))
+        return _error(ApplicationError("Use POST.", code="method_not_allowed", status_code=405))
     origin = request.headers.get("Origin")
     try:
         session, _, text, client_id = await _open(request)
-    except HttpError as exc:
+    except ApplicationError as exc:
         return _error(exc)
     message, created, needs_answer = await _post(session, text, client_id)
     answer = None
@@ -259,11 +260,13 @@ async def stream(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return await db_async(_preflight)(request)
     if request.method not in {"GET", "POST"}:
-        return _error(HttpError(405, "method_not_allowed", "Use GET or POST."))
+        return _error(
+            ApplicationError("Use GET or POST.", code="method_not_allowed", status_code=405)
+        )
     origin = request.headers.get("Origin")
     try:
         session, _, text, client_id = await _open(request)
-    except HttpError as exc:
+    except ApplicationError as exc:
         return _error(exc)
     message, created, needs_answer = await _post(session, text, client_id)
     response = StreamingHttpResponse(

@@ -11,15 +11,20 @@ from typing import Any
 
 from apps.conversations import selectors, services
 from apps.conversations.models import Conversation, Message
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, PermissionDeniedError
 from apps.tenants.selectors import widget_key_resolve
 from apps.tenants.services import end_user_token_verify
 
 MAX_CLIENT_ID = 64
 
 
-class Refused(Exception):
-    """The widget may not do this: bad key, Origin, token, or someone else's conversation."""
+def _refused(reason: str) -> PermissionDeniedError:
+    """The widget may not do this: bad key, Origin, token, or someone else's conversation.
+
+    The reason is for the logs; every transport shows the customer one refusal for all of them
+    (websocket close 4403, HTTP 403 `forbidden`).
+    """
+    return PermissionDeniedError(reason, code="forbidden")
 
 
 @dataclass
@@ -46,16 +51,16 @@ def authorize(
     """Check the widget key, the Origin, the end-user token and the conversation's owner."""
     widget_key = widget_key_resolve(key=key)
     if widget_key is None:
-        raise Refused("unknown or inactive widget key")
+        raise _refused("unknown or inactive widget key")
     tenant = widget_key.tenant
     if not tenant.origin_allowed(origin):
-        raise Refused(f"origin {origin!r} is not allowed for this widget key")
+        raise _refused(f"origin {origin!r} is not allowed for this widget key")
     claims = None
     if token:
         try:
             claims = end_user_token_verify(tenant=tenant, token=token)
         except ApplicationError as exc:
-            raise Refused(exc.message) from exc
+            raise _refused(exc.message) from exc
     session = Session(
         tenant=tenant,
         widget_key=widget_key,
@@ -67,11 +72,11 @@ def authorize(
     if conversation_id:
         conversation = selectors.conversation_get(tenant=tenant, public_id=conversation_id)
         if conversation is None:
-            raise Refused("no such conversation for this widget key")
+            raise _refused("no such conversation for this widget key")
         if conversation.contact_id is not None and (
             claims is None or conversation.contact.external_id != claims["sub"]
         ):
-            raise Refused("the conversation belongs to another customer")
+            raise _refused("the conversation belongs to another customer")
         session.conversation = conversation
     return session
 

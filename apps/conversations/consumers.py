@@ -24,7 +24,6 @@ from apps.analytics import metrics
 from apps.conversations import selectors, services
 from apps.conversations.access import (
     MAX_CLIENT_ID,
-    Refused,
     Session,
     authorize,
     conversation_start_for,
@@ -35,12 +34,17 @@ from apps.conversations.models import Conversation, FeedbackKind, HandoffReason,
 from apps.conversations.ratelimit import hit_all_async
 from apps.core import realtime
 from apps.core.asyncdb import db_async
+from apps.core.errors import (
+    ApplicationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    close_code,
+    error_frame,
+)
 from apps.tenants.selectors import widget_settings
 
 logger = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403
-CLOSE_RATE_LIMITED = 4429
 MAX_FRAME_BYTES = 64 * 1024
 MAX_COMMENT = 2000
 CLIENT_TYPES = frozenset(
@@ -116,8 +120,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             ]
         )
         if not allowed:
-            await self.send_error("rate_limited", "Too many connections; try again in a minute.")
-            await self.close(code=CLOSE_RATE_LIMITED)
+            refusal = RateLimitedError("Too many connections; try again in a minute.")
+            await self.send_json(error_frame(refusal))
+            await self.close(code=close_code(refusal))
             return
         try:
             self.session = await db_async(authorize)(
@@ -128,9 +133,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 lang=params.get("lang", ""),
                 page=params.get("page", ""),
             )
-        except Refused as exc:
-            logger.info("chat connection refused: %s", exc)
-            await self.close(code=CLOSE_FORBIDDEN)
+        except PermissionDeniedError as exc:
+            logger.info("chat connection refused: %s", exc.message)
+            await self.close(code=close_code(exc))
             return
         metrics.ws_connected()
         self.counted = True
@@ -188,7 +193,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     # --- Frames from the customer ---------------------------------------------------------------
 
     async def send_error(self, code: str, message: str, **extra: Any) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message, **extra})
+        """An error frame for a frame that cannot be carried out (`extra`: what it is about)."""
+        await self.send_json(error_frame(ApplicationError(message, extra, code=code)))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.session is None:

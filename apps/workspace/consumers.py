@@ -20,7 +20,7 @@ from django.conf import settings
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
-from apps.core.errors import NotFoundError
+from apps.core.errors import NotFoundError, error_frame
 from apps.tenants.models import Role
 from apps.workspace import handoff, selectors
 
@@ -153,9 +153,7 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.watched_group, self.channel_name)
             self.watched, self.watched_group = None, None
         if conversation is None:
-            await self.send_json(
-                {"type": "error", "code": "not_found", "message": "No such conversation."}
-            )
+            await self.send_json(error_frame(NotFoundError("No such conversation.")))
             return
         self.watched = conversation
         self.watched_group = realtime.conversation_group(conversation.tenant_id, conversation.pk)

@@ -22,18 +22,11 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core import permissions
-from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.errors import ApplicationError, NotFoundError, error_response
 from apps.tenants.models import Role, Tenant
 from apps.workspace import selectors, services, suggestions
 
 MAX_REPLY_CHARS = 8000
-
-
-def _error(exc: ApplicationError) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"code": exc.code, "message": exc.message, "details": exc.extra}},
-        status=exc.status_code,
-    )
 
 
 def _staff_tenants(request: HttpRequest) -> QuerySet[Tenant]:
@@ -64,7 +57,7 @@ def console_view(view: Any) -> Any:
         try:
             return view(request, tenant, *args, **kwargs)
         except ApplicationError as exc:
-            return _error(exc)
+            return error_response(exc)
 
     return wrapper
 
