@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 2: set up the same environment, make sure PostgreSQL and Redis run, then run
-# ruff, the widget's unit tests and the whole pytest suite against the real services.
+# ruff, the import-layer contract, the widget's unit tests and the whole pytest suite against
+# the real services.
 # Extra arguments go to pytest (e.g. `./scripts/test.sh apps/tenants -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,9 @@ mkdir -p "$DATA_DIR"
 echo "[test] ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "[test] import layers"
+# The layer contract in pyproject.toml ([tool.importlinter]; docs/architecture.md, "Layers").
+.venv/bin/lint-imports
 echo "[test] widget unit tests"
 (cd frontend && npm test --silent && npm run size --silent)
 echo "[test] pytest"
