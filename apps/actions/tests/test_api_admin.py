@@ -186,3 +186,13 @@ def test_tenant_admins_cannot_let_their_actions_reach_private_addresses(rf, tena
     request.user = tenant_a.owner
     assert "settings" in tenant_admin.get_readonly_fields(request, tenant_a.tenant)
     assert not services.private_targets_allowed(tenant_a.tenant)
+
+
+def test_metrics_count_action_calls(client, settings, tenant_a, action_a, call_a):
+    settings.METRICS_TOKEN = "metrics-test-token"
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-test-token")
+    assert response.status_code == 200
+    text = response.content.decode()
+    # call_a was refused (the action is bound to a signed-in customer it did not have).
+    assert 'supportai_action_calls_total{outcome="refused",status="refused"}' in text
+    assert "supportai_action_call_seconds_bucket" in text
