@@ -2,6 +2,10 @@
 
 The outsider is a staff user with no membership in that tenant (they belong to nothing), so
 every isolation test can ask "what does someone who is not of this tenant get?".
+
+The fixtures for real processes, receivers and API clients (`api_key_for`, `http_receiver`,
+`celery_worker_process`, ...) come from the plugin `tests/support/fixtures.py`, registered here
+so that app tests (`apps/<app>/tests/`) and cross-cutting tests (`tests/`) share them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture(autouse=True)

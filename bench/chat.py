@@ -157,7 +157,7 @@ def create_tenant(origin: str, *, knowledge: bool = True):
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     tenant = tenant_create(name="Northwind Bikes", slug=slug, allowed_origins=[origin])
     if knowledge:
-        from apps.knowledge.testing import ingest_text
+        from tests.support.knowledge import ingest_text
 
         for title, text in KNOWLEDGE.items():
             ingest_text(tenant=tenant, title=title, text=text)

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import _free_port, _stop, start_uvicorn, subprocess_env, wait_until
+from tests.support.fixtures import _free_port, _stop, start_uvicorn, subprocess_env, wait_until
 
 CHECKS = [
     not_a_server_error,

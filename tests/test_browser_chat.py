@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from apps.conversations.models import Conversation, Feedback, Message
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create
-from tests.llm import llm_server  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
+from tests.support.llm import llm_server  # noqa: F401
 
 pytestmark = [
     pytest.mark.browser,

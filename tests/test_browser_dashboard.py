@@ -15,9 +15,9 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from apps.analytics.tests.factories import seed_dashboard
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
-from tests.test_analytics_dashboard import seed_dashboard
 
 pytestmark = pytest.mark.browser
 

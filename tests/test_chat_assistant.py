@@ -10,16 +10,16 @@ import pytest
 
 from apps.assistant import engine, llm, prompts
 from apps.conversations.models import Conversation, Message, MessageRole
-from apps.conversations.testing import (
+from apps.core.asyncdb import db_async as sync_to_async
+from apps.knowledge import runtime
+from apps.tenants.services import end_user_token_sign
+from tests.support.chat import (
     open_chat,
     receive_answer,
     receive_until,
 )
-from apps.core.asyncdb import db_async as sync_to_async
-from apps.knowledge import runtime
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
-from apps.tenants.services import end_user_token_sign
-from tests.llm import LLMServer, free_port, llm_server, llm_settings  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
+from tests.support.llm import LLMServer, free_port, llm_server, llm_settings  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

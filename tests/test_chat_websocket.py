@@ -19,7 +19,10 @@ from apps.conversations.models import (
     Message,
     MessageRole,
 )
-from apps.conversations.testing import (
+from apps.core.asyncdb import db_async as sync_to_async
+from apps.events.models import Event
+from apps.tenants.services import end_user_token_sign
+from tests.support.chat import (
     chat_communicator,
     chat_settings,  # noqa: F401
     drain,
@@ -29,9 +32,6 @@ from apps.conversations.testing import (
     receive_answer,
     receive_until,
 )
-from apps.core.asyncdb import db_async as sync_to_async
-from apps.events.models import Event
-from apps.tenants.services import end_user_token_sign
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
 

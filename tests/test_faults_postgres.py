@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT, _free_port, _stop, start_uvicorn, wait_until
+from tests.support.fixtures import REPO_ROOT, _free_port, _stop, start_uvicorn, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 

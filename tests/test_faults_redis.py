@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support.fixtures import (
     HttpReceiver,
     _free_port,
     _point_celery_at,

@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-from tests.conftest import _free_port, _stop, start_uvicorn, wait_until
-from tests.llm import LLMServer
+from tests.support.fixtures import _free_port, _stop, start_uvicorn, wait_until
+from tests.support.llm import LLMServer
 from tests.test_faults_postgres import (  # noqa: F401 - fixture
     ORIGIN,
     _app_env,
@@ -40,7 +40,7 @@ RETURNS = (
     "Refunds reach your card within 5 business days after the bike arrives at our warehouse."
 )
 SEED = f"""
-from apps.knowledge.testing import ingest_text
+from tests.support.knowledge import ingest_text
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create
 tenant = tenant_create(name="Acme", slug="acme", allowed_origins=["https://acme.example.com"])

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from apps.analytics.exporter import start_exporter
 from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
 from apps.analytics import metrics
-from apps.analytics.exporter import start_exporter
 from apps.analytics.tasks import rollup_day
 from apps.conversations.models import Message, MessageRole
-from apps.conversations.testing import open_chat, receive_answer
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
-from tests.llm import llm_server, llm_settings  # noqa: F401
+from tests.support.chat import open_chat, receive_answer
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
+from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "metrics-token-for-tests-0123456789"
@@ -257,7 +257,7 @@ def test_a_real_prefork_worker_exports_its_task_metrics(transactional_db, tenant
     from prometheus_client.parser import text_string_to_metric_families
 
     from supportai.celery import app
-    from tests.conftest import _free_port, _stop, subprocess_env, wait_until
+    from tests.support.fixtures import _free_port, _stop, subprocess_env, wait_until
 
     broker = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/10"
     multiproc = tmp_path / "prom"

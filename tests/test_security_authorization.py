@@ -17,7 +17,7 @@ from apps.tenants.models import Role
 from apps.tenants.services import membership_set
 from apps.tenants.tests.factories import UserFactory
 from apps.workspace import services as workspace
-from tests.test_api_integrations import assert_error
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 

@@ -15,9 +15,9 @@ from apps.conversations import services as chat
 from apps.conversations.models import Decision, MessageStatus
 from apps.core.errors import ApplicationError
 from apps.knowledge.models import Document
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.workspace import selectors, services
 from apps.workspace.admin import CorrectionForm
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.test_api_integrations import assert_error
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_cache")
 

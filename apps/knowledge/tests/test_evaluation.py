@@ -21,7 +21,7 @@ from apps.knowledge.evaluation import (
     reciprocal_rank_at_k,
     score_run,
 )
-from apps.knowledge.testing import knowledge_store  # noqa: F401
+from tests.support.knowledge import knowledge_store  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

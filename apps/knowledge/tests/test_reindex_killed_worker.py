@@ -32,8 +32,7 @@ from psycopg import sql
 from apps.knowledge import runtime
 from apps.knowledge.models import Chunk, KnowledgeIndex
 from apps.knowledge.selectors import chunk_search
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
-from tests.conftest import (
+from tests.support.fixtures import (
     WorkerProcess,
     _point_celery_at,
     _require_redis,
@@ -42,6 +41,7 @@ from tests.conftest import (
     subprocess_env,
     wait_until,
 )
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

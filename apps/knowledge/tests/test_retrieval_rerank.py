@@ -19,7 +19,7 @@ from apps.knowledge.rerank import (
     window_texts,
 )
 from apps.knowledge.selectors import chunk_search
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
 

@@ -15,8 +15,7 @@ import pytest
 from apps.knowledge.models import Source
 from apps.knowledge.selectors import chunk_search
 from apps.knowledge.services import source_create
-from apps.knowledge.testing import knowledge_store  # noqa: F401
-from tests.conftest import (
+from tests.support.fixtures import (
     WorkerProcess,
     _point_celery_at,
     _require_redis,
@@ -24,6 +23,7 @@ from tests.conftest import (
     start_celery_worker,
     subprocess_env,
 )
+from tests.support.knowledge import knowledge_store  # noqa: F401
 
 BROKER = "redis://127.0.0.1:6379/7"
 

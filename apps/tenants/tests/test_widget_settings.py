@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from apps.conversations.testing import chat_settings, open_chat  # noqa: F401
 from apps.tenants.models import WidgetKey, WidgetLanguage
 from apps.tenants.selectors import widget_settings
+from tests.support.chat import chat_settings, open_chat  # noqa: F401
 
 I18N = Path(__file__).resolve().parents[3] / "frontend" / "src" / "i18n.ts"
 

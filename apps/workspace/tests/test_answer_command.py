@@ -17,11 +17,11 @@ import pytest
 from django.core.management import call_command
 
 from apps.knowledge.models import Source
-from apps.knowledge.testing import knowledge_store  # noqa: F401
 from apps.tenants.models import Tenant
 from apps.workspace import answer_set
 from apps.workspace.answer_metrics import article_key
-from tests.llm import llm_server, llm_settings  # noqa: F401
+from tests.support.knowledge import knowledge_store  # noqa: F401
+from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

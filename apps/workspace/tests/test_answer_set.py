@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.workspace import answer_set
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 DEMO = Path(answer_set.DEMO_SET)
 KNOWLEDGE_DIR = DEMO.parent / "knowledge"

@@ -22,22 +22,11 @@ from apps.integrations.tests.factories import (
     WebhookDeliveryFactory,
     WebhookSubscriptionFactory,
 )
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.usefixtures("fresh_cache", "webhooks_to_loopback")
 
 API = "/api/v1"
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["message"], body
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from apps.core import health
 from apps.core.models import WorkerHeartbeat
-from tests.llm import llm_server  # noqa: F401
+from tests.support.llm import llm_server  # noqa: F401
 
 
 def test_healthz_answers_without_touching_anything(client):

@@ -10,13 +10,12 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from apps.conversations.models import Conversation, ConversationStatus
-from apps.conversations.testing import chat_settings, open_chat, receive_until  # noqa: F401
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
 from apps.tenants.tests.factories import UserFactory
 from apps.workspace import handoff, selectors, services
 from apps.workspace.models import AgentPresence, AssignmentMode, PresenceStatus
-from tests.test_workspace_console import console_socket
+from tests.support.chat import chat_settings, console_socket, open_chat, receive_until  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
 
@@ -104,7 +103,7 @@ async def test_handoff_goes_to_an_online_agent_and_passes_on_when_they_leave(
 
 async def test_a_burst_of_messages_within_the_debounce_gets_one_answer(tenant_a, settings):
     from apps.conversations.models import Message, MessageRole
-    from apps.conversations.testing import drain, receive_answer
+    from tests.support.chat import drain, receive_answer
 
     settings.CHAT_BURST_DEBOUNCE_MS = 400
     customer, _ = await open_chat(tenant_a)

@@ -2,7 +2,7 @@
 
 Import the fixtures into a test module:
 
-    from tests.llm import llm_server, llm_settings  # noqa: F401
+    from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 `llm_server` (session) starts `python -m supportai.local_llm` on a free port and yields its
 base URL; `LLMServer.start()` gives a test its own instance it may kill. A missing package
@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = (
     "install the local LLM server into the venv: "
     "`.venv/bin/pip install 'llama-cpp-python[server]==0.3.36' && "

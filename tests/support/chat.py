@@ -1,4 +1,4 @@
-"""Helpers for tests that talk to the chat websocket (this app's and the cross-cutting ones)."""
+"""Helpers for tests that talk to the websockets: the customer's chat and the agents' console."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 from supportai.routing import websocket_urlpatterns
 
 application = URLRouter(websocket_urlpatterns)
+# The origin the agent console's page is served from in tests (the default test host).
+SITE_ORIGIN = b"http://127.0.0.1"
 
 
 def origin_of(world: Any) -> str:
@@ -112,3 +116,20 @@ async def receive_answer(
         _, typing = await receive_until(communicator, "typing", timeout=10)
         if typing["role"] == "assistant" and not typing["active"]:
             return before, done
+
+
+def _signed_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+async def console_socket(
+    user: Any, slug: str, *, origin: bytes | None = SITE_ORIGIN
+) -> WebsocketCommunicator:
+    """The agent console's websocket for `user` (signed in) and tenant `slug`, not yet connected."""
+    client = await sync_to_async(_signed_in)(user)
+    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    if origin:
+        headers.append((b"origin", origin))
+    return WebsocketCommunicator(application, f"/ws/console/?tenant={slug}", headers=headers)

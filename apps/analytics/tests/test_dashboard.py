@@ -2,86 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from django.utils import timezone
 
-from apps.analytics.models import DailyTenantStats, DriftAlert, DriftReport, UnansweredCluster
+from apps.analytics.tests.factories import seed_dashboard
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
-
-
-def seed_dashboard(world, *, conversations: int, topic: str, alert: str, source: str) -> None:
-    """Two days of roll-ups, one drift report with a cluster and a stale source, one alert."""
-    tenant = world.tenant
-    today = timezone.localdate()
-    for offset, resolved in ((2, 0.5), (1, 0.75)):
-        DailyTenantStats.objects.create(
-            tenant=tenant,
-            day=today - dt.timedelta(days=offset),
-            computed_at=timezone.now(),
-            conversations_started=conversations,
-            conversations_active=conversations,
-            conversations_resolved=4,
-            conversations_ai_resolved=round(4 * resolved),
-            ai_resolution_rate=resolved,
-            deflection_rate=0.6,
-            handoff_rate=0.2,
-            unanswered_rate=0.3,
-            answers=10,
-            answers_unanswered=3,
-            thumbs_up=3,
-            thumbs_down=1,
-            thumbs_up_rate=0.75,
-            csat_count=2,
-            csat_average=4.5,
-            retrieval_ms_p50=80,
-            retrieval_ms_p95=140,
-            first_token_ms_p50=600,
-            first_token_ms_p95=1400,
-            total_ms_p50=2100,
-            total_ms_p95=4800,
-            prompt_tokens=1200,
-            completion_tokens=300,
-        )
-    end = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    report = DriftReport.objects.create(
-        tenant=tenant,
-        window_start=end - dt.timedelta(days=7),
-        window_end=end,
-        baseline_start=end - dt.timedelta(days=35),
-        computed_at=timezone.now(),
-        stats={},
-        stale_sources=[
-            {
-                "source_id": 1,
-                "public_id": "x",
-                "name": source,
-                "kind": "url",
-                "last_synced_at": None,
-                "citations": 3,
-            }
-        ],
-    )
-    UnansweredCluster.objects.create(
-        tenant=tenant,
-        report=report,
-        label=topic,
-        terms=[topic],
-        size=4,
-        examples=[f"How do I {topic}?"],
-    )
-    DriftAlert.objects.create(
-        tenant=tenant,
-        report=report,
-        kind="question_shift",
-        window_start=report.window_start,
-        window_end=report.window_end,
-        statistic=0.4,
-        p_value=0.001,
-        message=alert,
-    )
 
 
 @pytest.fixture

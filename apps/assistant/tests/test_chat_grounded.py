@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from apps.conversations.models import Message, MessageRole
-from apps.conversations.testing import open_chat, receive_answer
 from apps.core.asyncdb import db_async as sync_to_async
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
+from tests.support.chat import open_chat, receive_answer
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

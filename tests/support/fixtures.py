@@ -1,4 +1,5 @@
-"""Fixtures for cross-cutting tests: real processes (Celery worker, web server) and receivers.
+"""Fixtures for every test (a pytest plugin that the root conftest.py registers): real processes
+(Celery worker, web server), receivers and API clients.
 
 Real processes run against the pytest-django test database, so the tests that use them need
 `transactional_db` (their rows must be committed for another process to see them). Each
@@ -13,6 +14,7 @@ fixture fails with a message naming what is missing instead of skipping.
 - `celery_eager`: runs `.delay()` in-process for unit-level tests.
 - `fresh_cache`: empties the (per-run) cache, e.g. before rate-limit tests.
 - `api_key_for`: creates an API key and returns an APIClient that sends it.
+- `resources_a`: one object of every REST API resource in tenant A, for the API tests.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEST_BROKER = "redis://127.0.0.1:6379/5"
 # Tiny retry delays for the subprocesses, so retry and dead-letter tests finish quickly.
 SUBPROCESS_RETRY_DELAYS = "0.3,0.3"
@@ -411,3 +413,12 @@ def api_key_for(db) -> Callable[..., Any]:
         return client
 
     return make
+
+
+@pytest.fixture
+def resources_a(tenant_a) -> dict[str, Any]:
+    """One object of every REST API resource in tenant A (`tests/support/api.py`)."""
+    # Imported here: a plugin module is imported before Django is set up.
+    from tests.support.api import resource_objects
+
+    return resource_objects(tenant_a, "acme")

@@ -9,14 +9,14 @@ from django.test import AsyncClient
 
 from apps.conversations.models import Conversation, Message
 from apps.conversations.services import conversation_start, message_post_customer
-from apps.conversations.testing import chat_settings, origin_of  # noqa: F401
 from apps.core.asyncdb import db_async
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create
 from apps.workspace import services as workspace
 from apps.workspace.models import ConversationInbox
-from tests.llm import llm_server, llm_settings  # noqa: F401
+from tests.support.chat import chat_settings, origin_of  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
+from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
 

@@ -16,7 +16,7 @@ from apps.analytics.tasks import summarize_resolved_conversations_tenant
 from apps.analytics.tests.factories import answer, ask, citation, resolve
 from apps.conversations import services as chat
 from apps.conversations.models import Conversation
-from tests.llm import llm_server, llm_settings  # noqa: F401
+from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 
 def _conversation(world, question: str, reply: str, *, resolved: bool = True) -> Conversation:

@@ -25,7 +25,7 @@ from apps.integrations.tests.factories import (
     WebhookDeliveryFactory,
     WebhookSubscriptionFactory,
 )
-from tests.conftest import SUBPROCESS_RETRY_DELAYS, wait_until
+from tests.support.fixtures import SUBPROCESS_RETRY_DELAYS, wait_until
 
 pytestmark = pytest.mark.usefixtures("webhooks_to_loopback")
 

@@ -16,17 +16,23 @@ from django.urls import reverse
 
 from apps.conversations import services as chat
 from apps.conversations.models import ConversationStatus, Message, MessageRole
-from apps.conversations.testing import chat_settings, drain, open_chat, receive_until  # noqa: F401
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
 from apps.tenants.tests.factories import UserFactory
 from apps.workspace import selectors, services
 from supportai.routing import websocket_urlpatterns
+from tests.support.chat import (  # noqa: F401
+    SITE_ORIGIN,
+    chat_settings,
+    console_socket,
+    drain,
+    open_chat,
+    receive_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("chat_settings")]
 
 application = URLRouter(websocket_urlpatterns)
-SITE_ORIGIN = b"http://127.0.0.1"
 
 
 @sync_to_async
@@ -70,14 +76,6 @@ def _api(conversation, name="conversation", slug=None):
 
 def _post(client, url, body=None):
     return client.post(url, data=json.dumps(body or {}), content_type="application/json")
-
-
-async def console_socket(user, slug, *, origin=SITE_ORIGIN):
-    client = await sync_to_async(_client)(user)
-    headers = [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
-    if origin:
-        headers.append((b"origin", origin))
-    return WebsocketCommunicator(application, f"/ws/console/?tenant={slug}", headers=headers)
 
 
 # --- Page and endpoints ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 Celery. Tests that use it need the `knowledge_store` fixture (a throw-away embedded store on the
 default engine, Qdrant Edge); import it into the test module or a conftest:
 
-    from apps.knowledge.testing import knowledge_store  # noqa: F401
+    from tests.support.knowledge import knowledge_store  # noqa: F401
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import pytest
 
 from apps.knowledge import runtime
 from apps.knowledge.models import Source
-from apps.knowledge.services import source_create, source_sync
+from apps.knowledge.services import source_create
+from apps.knowledge.sync import source_sync
 
 
 def ingest_text(

@@ -12,12 +12,12 @@ from django.urls import reverse
 
 from apps.conversations import services as chat
 from apps.conversations.models import Decision, MessageStatus
-from apps.conversations.testing import chat_settings, open_chat, receive_answer  # noqa: F401
 from apps.knowledge.models import Document
-from apps.knowledge.testing import ingest_text, knowledge_store  # noqa: F401
 from apps.workspace import selectors, services, suggestions
 from apps.workspace.models import CuratedAnswer, EvaluationCase
-from tests.llm import llm_server, llm_settings  # noqa: F401
+from tests.support.chat import chat_settings, open_chat, receive_answer  # noqa: F401
+from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
+from tests.support.llm import llm_server, llm_settings  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("knowledge_store")]
 
