@@ -28,8 +28,7 @@ from apps.conversations.access import (
     conversation_start_for,
     customer_message_post,
 )
-from apps.conversations.ratelimit import hit_all_async
-from apps.core import realtime
+from apps.core import ratelimit, realtime
 from apps.core.asyncdb import db_async
 from apps.core.errors import (
     ApplicationError,
@@ -81,10 +80,6 @@ def _params(request: HttpRequest) -> dict[str, Any]:
     return params
 
 
-def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
-
-
 async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str | None]:
     """Authenticate and validate; returns (session, params, text, client_id)."""
     params = _params(request)
@@ -106,13 +101,14 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
     for name in ("conversation_id", "token", "lang", "page"):
         if params.get(name) is not None and not isinstance(params[name], str):
             raise _invalid(f"{name} must be a string.")
-    allowed = await hit_all_async(
+    client = ratelimit.client_address(request)
+    limited = await ratelimit.hit_all_async(
         [
             (f"http-message:key:{key[:64]}", settings.CHAT_RATE_MESSAGES_PER_KEY),
-            (f"ws-message:ip:{_client_address(request)}", settings.CHAT_RATE_MESSAGES_PER_CLIENT),
+            (f"ws-message:ip:{client}", settings.CHAT_RATE_MESSAGES_PER_CLIENT),
         ]
     )
-    if not allowed:
+    if not limited.allowed:
         raise RateLimitedError("Too many messages; try again in a minute.")
     try:
         session = await db_async(authorize)(

@@ -31,8 +31,7 @@ from apps.conversations.access import (
     team_for,
 )
 from apps.conversations.models import Conversation, FeedbackKind, HandoffReason, MessageRole
-from apps.conversations.ratelimit import hit_all_async
-from apps.core import realtime
+from apps.core import ratelimit, realtime
 from apps.core.asyncdb import db_async
 from apps.core.errors import (
     ApplicationError,
@@ -62,12 +61,6 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
         if key.lower() == name:
             return value.decode("latin-1")
     return None
-
-
-def client_address(scope: dict[str, Any]) -> str:
-    """The peer's address; behind a proxy run uvicorn with --proxy-headers so this is real."""
-    client = scope.get("client")
-    return str(client[0]) if client else "unknown"
 
 
 MAX_BURST_WAITS = 5
@@ -112,14 +105,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         params = _query(self.scope)
         key = params.get("key", "")[:64]
-        self.client_ip = client_address(self.scope)
-        allowed = await hit_all_async(
+        self.client_ip = ratelimit.client_address(self.scope)
+        limited = await ratelimit.hit_all_async(
             [
                 (f"ws-connect:key:{key}", settings.CHAT_RATE_CONNECTS_PER_KEY),
                 (f"ws-connect:ip:{self.client_ip}", settings.CHAT_RATE_CONNECTS_PER_CLIENT),
             ]
         )
-        if not allowed:
+        if not limited.allowed:
             refusal = RateLimitedError("Too many connections; try again in a minute.")
             await self.send_json(error_frame(refusal))
             await self.close(code=close_code(refusal))
@@ -266,7 +259,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 client_id=client_id,
             )
             return
-        allowed = await hit_all_async(
+        limited = await ratelimit.hit_all_async(
             [
                 (
                     f"ws-message:key:{self.session.widget_key.key}",
@@ -275,7 +268,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 (f"ws-message:ip:{self.client_ip}", settings.CHAT_RATE_MESSAGES_PER_CLIENT),
             ]
         )
-        if not allowed:
+        if not limited.allowed:
             await self.send_error(
                 "rate_limited", "You are sending messages too fast.", client_id=client_id
             )
