@@ -172,3 +172,30 @@ def test_sensitive_parameters_are_masked_in_the_audit(tenant_a, settings):
     assert outcome.ok
     stored = ActionCall.objects.for_tenant(tenant_a.tenant).get(pk=call.pk)
     assert stored.params["pin"] == services.MASK and stored.status == CallStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_eager", "webhooks_to_loopback")
+def test_action_executed_reaches_a_subscribed_webhook(tenant_a, settings, http_receiver):
+    from apps.integrations.services import webhook_subscription_create
+
+    settings.ACTIONS_ALLOW_PRIVATE_TARGETS = True
+    webhook_subscription_create(
+        tenant=tenant_a.tenant, url=http_receiver.url, event_types=["action.executed"]
+    )
+    service = OrderService().start()
+    try:
+        [definition, _] = action_definitions(service.url)
+        action = services.action_create(tenant=tenant_a.tenant, **definition)
+        call, _ = services.call_execute(
+            action=action, params={"order_number": "NW-482913", "email": "alice@example.com"}
+        )
+    finally:
+        service.stop()
+    (request,) = http_receiver.wait_for(1)
+    assert request.headers["X-SupportAI-Event"] == "action.executed"
+    data = request.json()["data"]
+    assert data["call_id"] == str(call.public_id) and data["status"] == "succeeded"
+    assert data["action"] == "order_status" and data["http_status"] == 200
+    # No header value (the order system's token) in what the webhook receives.
+    assert "demo-orders-token" not in request.body.decode()
