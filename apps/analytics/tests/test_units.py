@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from apps.analytics import charts
-from apps.analytics.drift import cluster_questions, energy_distance_test, mean_cosine_distance
+from apps.analytics.drift_statistics import (
+    cluster_questions,
+    energy_distance_test,
+    mean_cosine_distance,
+)
 from apps.analytics.insights import _cell, clean_result
 from apps.analytics.services import percentile
 
