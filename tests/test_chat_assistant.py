@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.assistant import engine, llm, prompts
+from apps.assistant import answer_types, engine, prompts, retrieval
 from apps.conversations.models import Conversation, Message, MessageRole
+from apps.core import llm
 from apps.core.asyncdb import db_async as sync_to_async
 from apps.knowledge import runtime
 from apps.tenants.services import end_user_token_sign
@@ -207,10 +208,10 @@ async def test_follow_up_question_is_condensed_with_the_history(tenant_a, captur
 async def test_structured_decision_call_works_against_the_real_server(tenant_a, settings):
     await ingest(tenant_a, "Returns and refunds", RETURNS)
     llm._schema_style.clear()
-    request = engine.Request(
+    request = answer_types.Request(
         tenant=tenant_a.tenant, question="How do I return a bike?", company="Acme Anvils"
     )
-    chunks = await sync_to_async(engine.retrieve_sources)(
+    chunks = await sync_to_async(retrieval.retrieve_sources)(
         tenant=tenant_a.tenant, query=request.question, access_groups=[]
     )
     assert chunks

@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from apps.assistant import grounding
+from apps.assistant import answer_text, lexicon
+from apps.knowledge.embeddings import STOPWORDS
 
 # Score = cosine(question, unit) + KEYWORD_WEIGHT * share of the question's content words in
 # the unit (its title and headings count half) + HEADING_WEIGHT * how well its heading matches
@@ -52,7 +53,7 @@ LIST_MAX_CHARS = 700
 # A curated answer (an agent's correction) this similar to the question is the answer.
 CURATED_MIN_SCORE = 0.8
 # A question word the retrieved knowledge never uses (nor a typo of one) is "missing" unless a
-# word of the best SYNONYM_CHUNKS chunks means nearly the same (grounding.without_synonyms).
+# word of the best SYNONYM_CHUNKS chunks means nearly the same (lexicon.without_synonyms).
 # Hybrid retrieval brings up any chunk that uses a rare word, so a word absent from all
 # retrieved chunks is, in practice, absent from the knowledge.
 SYNONYM_CHUNKS = 3
@@ -144,7 +145,7 @@ _QUESTION_FORM = re.compile(r"\bhow\s+(?:long|much|many|soon|often|quickly|fast)
 
 def question_words(question: str) -> set[str]:
     """The question's content words, without the words of its form ("how long")."""
-    return grounding.content_words(_QUESTION_FORM.sub(" ", question or ""))
+    return lexicon.content_words(_QUESTION_FORM.sub(" ", question or ""))
 
 
 def answer_types(question: str) -> list[re.Pattern[str]]:
@@ -158,7 +159,7 @@ def _is_curated(chunk: Any) -> bool:
 
 def units_of(chunk: Any, index: int) -> list[Unit]:
     """Sentences, list items (and the whole list), and table rows of one chunk."""
-    text = grounding.strip_markup(chunk.text or "")
+    text = answer_text.strip_markup(chunk.text or "")
     if _is_curated(chunk):
         answer = text.split("\nAnswer:", 1)[-1].split("\n(From:", 1)[0].strip()
         return [Unit(answer, plain_text(answer), index, "curated", 0)]
@@ -203,7 +204,7 @@ def units_of(chunk: Any, index: int) -> list[Unit]:
             units.append(Unit(item, plain_text(item), index, "item", len(units), heading))
             continue
         flush_list()
-        sentences = grounding.split_sentences(line)
+        sentences = answer_text.split_sentences(line)
         for sentence in sentences:
             units.append(
                 Unit(sentence, plain_text(sentence), index, "sentence", len(units), heading)
@@ -265,15 +266,15 @@ def gather(
     wanted = answer_types(question)
     q_words = evidence.question_words
     title_words = [
-        grounding.content_words(
+        lexicon.content_words(
             f"{getattr(c, 'title', '')} {' '.join(getattr(c, 'heading_path', None) or [])}"
         )
         for c in chunks
     ]
     for unit in units:
-        own = grounding.content_words(unit.plain)
+        own = lexicon.content_words(unit.plain)
         if q_words:
-            context = title_words[unit.chunk] | grounding.content_words(unit.heading)
+            context = title_words[unit.chunk] | lexicon.content_words(unit.heading)
             found = len(q_words & own) + 0.5 * len((q_words - own) & context)
             unit.keywords = found / len(q_words)
     # Only the likeliest units are embedded: keywords, answer type and retrieval rank decide.
@@ -317,7 +318,7 @@ def gather(
             unit.score += 0.1
     units.sort(key=lambda u: u.score, reverse=True)
     evidence.units = units
-    chunk_words = [grounding.content_words(_chunk_text(c)) for c in chunks]
+    chunk_words = [lexicon.content_words(_chunk_text(c)) for c in chunks]
     if q_words:
         top = set().union(*chunk_words[:3])
         evidence.coverage = len(q_words & top) / len(q_words)
@@ -334,7 +335,7 @@ def _covered_by_parts(word: str, vocabulary: set[str]) -> bool:
     """ "ebike" = "e" + "bike", "tuneup" = "tune" + "up": a compound of known words."""
     for cut in range(1, len(word)):
         head, tail = word[:cut], word[cut:]
-        if (len(head) == 1 or head in vocabulary) and grounding.stem(tail) in vocabulary:
+        if (len(head) == 1 or head in vocabulary) and lexicon.stem(tail) in vocabulary:
             return True
     return False
 
@@ -359,16 +360,16 @@ def missing_terms(
     nor a typo, compound or close synonym of them: "Do you sell kids bikes?" -> ["kids"].
     `chunk_words`: the chunks' content words, when the caller has them already."""
     if chunk_words is None:
-        chunk_words = [grounding.content_words(_chunk_text(c)) for c in chunks]
+        chunk_words = [lexicon.content_words(_chunk_text(c)) for c in chunks]
     vocabulary = set().union(*chunk_words)
     flat = {v.replace("-", "") for v in vocabulary}
     asked: dict[str, str] = {}
-    for surface in grounding.words(_QUESTION_FORM.sub(" ", question or "")):
-        stem = grounding.stem(surface)
+    for surface in lexicon.words(_QUESTION_FORM.sub(" ", question or "")):
+        stem = lexicon.stem(surface)
         if (
             stem in vocabulary
-            or stem in grounding.GENERIC_WORDS
-            or surface in grounding.STOPWORDS
+            or stem in lexicon.GENERIC_WORDS
+            or surface in STOPWORDS
             or len(surface) < 2
             or any(ch.isdigit() for ch in surface)
             or "'" in surface
@@ -387,11 +388,11 @@ def missing_terms(
         unknown.append(surface)
     if not unknown:
         return []
-    near = grounding.vocabulary_words(_chunk_text(c) for c in chunks[:limit_chunks])
+    near = lexicon.vocabulary_words(_chunk_text(c) for c in chunks[:limit_chunks])
     near = near[:SYNONYM_MAX_WORDS]
     if not near:
         return unknown
-    return grounding.without_synonyms(
+    return lexicon.without_synonyms(
         unknown, embed_texts(near, encode), lambda texts: embed_texts(texts, encode)
     )
 
@@ -428,9 +429,9 @@ def select(evidence: Evidence, *, max_units: int = EXTRACTIVE_MAX_UNITS) -> list
             break
         if length + len(unit.text) > EXTRACTIVE_MAX_CHARS:
             continue
-        words = grounding.content_words(unit.plain)
+        words = lexicon.content_words(unit.plain)
         if any(
-            grounding.jaccard(words, grounding.content_words(c.plain)) >= 0.6
+            lexicon.jaccard(words, lexicon.content_words(c.plain)) >= 0.6
             or (c.kind == "list" and c.chunk == unit.chunk and unit.plain in c.plain)
             or (unit.kind == "list" and c.chunk == unit.chunk and c.plain in unit.plain)
             for c in chosen

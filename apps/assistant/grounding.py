@@ -12,21 +12,36 @@ An answer is checked sentence by sentence as it streams. A sentence passes when
 - it does not repeat an earlier sentence, or loop on the same words.
 
 Markup is stripped to the widget's Markdown subset before anything is checked or shown.
-Nothing here knows Django: the embedding function is passed in.
+Nothing here knows Django: the embedding function is passed in. The text, the words and the
+facts it compares are read by `answer_text`, `lexicon` and `facts`.
 """
 
 from __future__ import annotations
 
-import functools
-import html
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 
 import numpy as np
 
-from apps.knowledge.embeddings import STOPWORDS
+from apps.assistant.answer_text import (
+    has_markup,
+    split_sentences,
+    strip_markup,
+    without_citations,
+    without_list_mark,
+)
+from apps.assistant.facts import NUMBER_WORDS, Facts, extract_facts, unknown_facts
+from apps.assistant.lexicon import (
+    GENERIC_WORDS,
+    Embed,
+    content_words,
+    jaccard,
+    stem,
+    vocabulary_words,
+    without_synonyms,
+    words,
+)
 
 # --- Thresholds (calibrated on apps/tenants/demo/answers.jsonl; docs/chat.md) ------------------
 
@@ -50,325 +65,8 @@ MAX_SENTENCE_WORDS = 70
 # A claim may use at most this many content words that neither the facts nor the question use
 # ("website", "app", "located at [address]" are how a small model invents).
 MAX_NOVEL_WORDS = 2
-# A word means nearly the same as another at this word cosine or above ("bitcoin" ~
-# "cryptocurrency" 0.71, "bought" ~ "purchased" 0.91; "kids" ~ "bikes" 0.33, "rent" ~
-# "financing" 0.48): used for question words the knowledge lacks and answer words the facts lack.
-SYNONYM_COSINE = 0.6
-
-# --- Markup -----------------------------------------------------------------------------------
-
-_SCRIPT_BLOCK = re.compile(r"<\s*(script|style|iframe|object)\b.*?(<\s*/\s*\1\s*>|$)", re.I | re.S)
-_TAG = re.compile(r"</?\s*[a-zA-Z][a-zA-Z0-9:-]*(\s[^<>]*)?/?\s*>|<!--.*?-->", re.S)
-_DANGLING_TAG = re.compile(r"</?\s*[a-zA-Z][a-zA-Z0-9:-]*(\s[^<>]*)?$")
-_SPECIAL_TOKEN = re.compile(r"<\|[^|>]{1,40}\|>")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)
-_CODE_FENCE = re.compile(r"^\s*```.*$", re.M)
-
-
-def strip_markup(text: str) -> str:
-    """`text` reduced to the widget's Markdown subset: no HTML tags (script and style blocks
-    dropped with their content), no model control tokens, no images, no headings or fences."""
-    text = _SPECIAL_TOKEN.sub("", text or "")
-    text = _SCRIPT_BLOCK.sub("", text)
-    text = _TAG.sub("", text)
-    text = _DANGLING_TAG.sub("", text)
-    text = html.unescape(text)
-    # Unescaping may have produced tags again ("&lt;script&gt;"): strip once more.
-    text = _SCRIPT_BLOCK.sub("", text)
-    text = _TAG.sub("", text)
-    text = _IMAGE.sub(r"\1", text)
-    text = _HEADING.sub("", text)
-    text = _CODE_FENCE.sub("", text)
-    text = text.replace("<", "\u2039").replace(">", "\u203a")  # no half tag survives
-    return re.sub(r"[ \t]+", " ", text).strip()
-
-
-def has_markup(text: str) -> bool:
-    return bool(_TAG.search(text or "") or _SPECIAL_TOKEN.search(text or ""))
-
-
-# --- Sentences --------------------------------------------------------------------------------
-
-_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "vs.", "no.", "mr.", "mrs.", "dr.", "st.")
-_CITATION = re.compile(r"\s*\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
-_LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
-# A sentence ends at . ! ? (plus closing quotes, brackets, citation markers) before a space and
-# an upper-case letter, a digit, a quote, a tag or a list mark (closing tags stay with the
-# sentence they end), or at a line break.
-_BOUNDARY = re.compile(
-    r"(?<=[.!?])((?:\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\])*[\"')\]]*(?:\s*</[a-zA-Z][a-zA-Z0-9]*\s*>)*)"
-    r"\s+(?=[A-Z0-9\"'*(¿¡<-])"
-)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of `text`, in order, stripped; citation markers stay attached
-    to the sentence they end."""
-    sentences: list[str] = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        start = 0
-        for match in _BOUNDARY.finditer(line):
-            end = match.end(1)
-            candidate = line[start:end].strip()
-            last_word = candidate.split()[-1].lower() if candidate.split() else ""
-            if last_word in _ABBREVIATIONS or re.search(r"\b[A-Z]\.$", candidate):
-                continue
-            if candidate:
-                sentences.append(candidate)
-            start = match.end()
-        rest = line[start:].strip()
-        if rest:
-            sentences.append(rest)
-    return sentences
-
-
-def complete_sentences(buffer: str) -> tuple[list[str], str]:
-    """The finished sentences at the head of a streaming `buffer`, and what is left over.
-
-    A sentence is finished once the text after it has begun (so a trailing citation marker
-    still belongs to it) or a line has ended."""
-    parts = split_sentences(buffer)
-    if not parts:
-        return [], buffer
-    if buffer.endswith("\n"):
-        return parts, ""
-    *done, last = parts
-    tail_start = buffer.rfind(last)
-    return done, buffer[tail_start:] if tail_start >= 0 else last
-
-
-def citation_numbers(sentence: str) -> list[int]:
-    numbers: list[int] = []
-    for group in _CITATION.findall(sentence):
-        numbers.extend(int(n) for n in group.split(","))
-    return numbers
-
-
-def without_citations(sentence: str) -> str:
-    return _CITATION.sub("", sentence).strip()
-
-
-def without_list_mark(sentence: str) -> str:
-    return _LIST_MARK.sub("", sentence)
-
-
-# --- Words ------------------------------------------------------------------------------------
-
-_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)?", re.UNICODE)
-
-
-@functools.cache
-def _stemmer():
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
-
-
-@functools.lru_cache(maxsize=50_000)
-def _stem(word: str) -> str:
-    return _stemmer().stemWord(word)
-
-
-def stem(word: str) -> str:
-    """The word's Snowball stem, lower-case ("refunds" -> "refund")."""
-    return _stem(word.lower())
-
-
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD.findall(text or "")]
-
-
-def content_words(text: str) -> set[str]:
-    """Stemmed words that carry meaning (no stopwords, no one-letter words)."""
-    return {
-        _stem(w)
-        for w in words(without_citations(text))
-        if w not in STOPWORDS and (len(w) > 1 or w.isdigit())
-    }
-
-
-# Words that never decide what a question asks or a sentence claims ("what does", "I'd like",
-# "still", "now").
-_GENERIC_TEXT = """
-    what whats does do did doing done get gets got getting like it its it's now about just been
-    be being should would could can will shall may might must i'm i'd i've i'll don't doesn't
-    didn't hasn't haven't havent isn't aren't won't can't cannot ok okay please hi hello hey
-    thanks thank anything something anyone someone another other way thing things much many lot
-    lots really also still already yet need want know tell help make use go going come take put
-    give keep let say see look find try ago today tomorrow yesterday time day week month year
-    hour minute last next first new old good bad big small too very roughly approximately around
-    exactly usually typically generally simply cost costs
-"""
-GENERIC_WORDS = frozenset(_stem(w) for w in _GENERIC_TEXT.split())
-
-
-def vocabulary_words(texts: Iterable[str]) -> list[str]:
-    """The words of `texts` as written, once each, in order: no stopwords, no numbers, none
-    shorter than 3 letters."""
-    found = dict.fromkeys(
-        w
-        for text in texts
-        for w in words(text)
-        if w not in STOPWORDS and len(w) > 2 and not w.isdigit()
-    )
-    return list(found)
-
-
-def without_synonyms(
-    candidates: Sequence[str], vocabulary_vectors: np.ndarray, embed: Embed
-) -> list[str]:
-    """The `candidates` that no word of the vocabulary (its unit vectors) means nearly the same
-    as (word cosine below SYNONYM_COSINE)."""
-    if not candidates or not len(vocabulary_vectors):
-        return list(candidates)
-    similarity = np.asarray(embed(list(candidates))) @ np.asarray(vocabulary_vectors).T
-    return [
-        w
-        for w, row in zip(candidates, similarity, strict=True)
-        if float(row.max()) < SYNONYM_COSINE
-    ]
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-# --- Facts ------------------------------------------------------------------------------------
-
-_URL = re.compile(
-    r"\b(?:https?://|www\.)[^\s<>()\[\]\"']+|"
-    r"\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|example|co|de|fr|es|uk|us|eu|info|app|dev)"
-    r"(?:/[^\s<>()\[\]\"']*)?",
-    re.I,
-)
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_PHONE = re.compile(
-    r"(?<![\w.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]\d{2,4}){1,3}(?!\w|\.\d)"
-)
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?!\d)")
-_TIME = re.compile(r"\b(\d{1,2}):(\d{2})\b")
-_NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "thousand": 1000,
-    "single": 1, "twice": 2, "once": 1, "dozen": 12, "half": 0.5,
-}  # fmt: skip
-# In an answer, a number word is a claim only before a unit ("two hours", not "one of them").
-_NUMBER_WORD_WITH_UNIT = re.compile(
-    r"\b(" + "|".join(_NUMBER_WORDS) + r")(?:[\s-]+(?:full\s+|business\s+|working\s+|calendar\s+)?"
-    r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|times?|percent|dollars?|euros?|"
-    r"miles?|km|kilometers?|kilometres?|cycles?|keys?|items?|pounds?|kg|charges?))\b",
-    re.I,
-)
-
-
-def _canonical_number(integer: str, fraction: str | None) -> str:
-    try:
-        value = Decimal(integer.replace(",", "") + ("." + fraction if fraction else ""))
-    except InvalidOperation:
-        return integer
-    value = value.normalize()
-    text = format(value, "f")
-    return text
-
-
-def _phone_digits(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def _url_key(url: str) -> str:
-    url = url.lower().rstrip(".,;:!?")
-    url = re.sub(r"^https?://", "", url)
-    url = re.sub(r"^www\.", "", url)
-    return url.rstrip("/")
-
-
-@dataclass
-class Facts:
-    """The checkable facts in a text, normalised."""
-
-    numbers: set[str] = field(default_factory=set)
-    phones: set[str] = field(default_factory=set)
-    emails: set[str] = field(default_factory=set)
-    urls: set[str] = field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.numbers or self.phones or self.emails or self.urls)
-
-    def update(self, other: Facts) -> None:
-        self.numbers |= other.numbers
-        self.phones |= other.phones
-        self.emails |= other.emails
-        self.urls |= other.urls
-
-
-def extract_facts(text: str, *, all_number_words: bool = False) -> Facts:
-    """Numbers (with amounts, percentages, times and number words before units), phone
-    numbers, emails and URLs in `text`. Citation markers and list numbering are not facts.
-
-    `all_number_words`: count every number word (for sources, so that an answer may say
-    "2 keys" where a source says "two keys"), not only those before a unit."""
-    facts = Facts()
-    text = "\n".join(without_list_mark(line) for line in (text or "").splitlines())
-    text = _CITATION.sub(" ", text)
-    for match in _EMAIL.finditer(text):
-        facts.emails.add(match.group(0).lower())
-    text = _EMAIL.sub(" ", text)
-    for match in _URL.finditer(text):
-        facts.urls.add(_url_key(match.group(0)))
-    text = _URL.sub(" ", text)
-    for match in _PHONE.finditer(text):
-        digits = _phone_digits(match.group(0))
-        if len(digits) >= 7:
-            facts.phones.add(digits)
-            text = text.replace(match.group(0), " ", 1)
-    for match in _TIME.finditer(text):
-        facts.numbers.add(f"{int(match.group(1))}:{match.group(2)}")
-    text = _TIME.sub(" ", text)
-    for match in _NUMBER.finditer(text):
-        facts.numbers.add(_canonical_number(match.group(1), match.group(2)))
-    if all_number_words:
-        for word in words(text):
-            if word in _NUMBER_WORDS:
-                facts.numbers.add(_canonical_number(str(_NUMBER_WORDS[word]), None))
-    else:
-        for match in _NUMBER_WORD_WITH_UNIT.finditer(text):
-            facts.numbers.add(_canonical_number(str(_NUMBER_WORDS[match.group(1).lower()]), None))
-    return facts
-
-
-def unknown_facts(claimed: Facts, known: Facts) -> list[str]:
-    """The facts in `claimed` that `known` does not hold, as readable strings."""
-    missing = [n for n in sorted(claimed.numbers) if n not in known.numbers]
-    for phone in sorted(claimed.phones):
-        # A phone number may be written with or without its country code.
-        if not any(
-            phone.endswith(k[-7:]) and (k.endswith(phone) or phone.endswith(k))
-            for k in known.phones
-        ):
-            missing.append(phone)
-    missing += [e for e in sorted(claimed.emails) if e not in known.emails]
-    for url in sorted(claimed.urls):
-        if not any(
-            url == k
-            or k.startswith(url + "/")
-            or url.startswith(k + "/")
-            or url.startswith(k + "?")
-            for k in known.urls
-        ):
-            missing.append(url)
-    return missing
-
 
 # --- The guard --------------------------------------------------------------------------------
-
-Embed = Callable[[Sequence[str]], np.ndarray]
 
 
 @dataclass
@@ -397,7 +95,7 @@ def _context_words(text: str) -> set[str]:
     return {w for w in content_words(text) if not any(c.isdigit() for c in w)} - _NOT_CONTEXT
 
 
-_NOT_CONTEXT = {_stem(w) for w in (*_UNIT_WORDS, *_NUMBER_WORDS)}
+_NOT_CONTEXT = {stem(w) for w in (*_UNIT_WORDS, *NUMBER_WORDS)}
 
 
 def _clauses(sentence: str) -> list[tuple[set[str], set[str], str]]:
@@ -519,8 +217,8 @@ class Guard:
             {
                 w
                 for w in words(plain)
-                if _stem(w) in unknown
-                and w not in _NUMBER_WORDS
+                if stem(w) in unknown
+                and w not in NUMBER_WORDS
                 and not any(ch.isdigit() for ch in w)
                 and len(w) > 1
             }

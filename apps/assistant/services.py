@@ -19,8 +19,8 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from apps.analytics import metrics
-from apps.assistant import engine, llm, prompts
+from apps.assistant import answer_types, engine, prompts, retrieval
+from apps.assistant.delivery import message_finish_push
 from apps.conversations import services as conversation_services
 from apps.conversations.models import (
     AnswerStrategy,
@@ -30,9 +30,10 @@ from apps.conversations.models import (
     Message,
     MessageStatus,
 )
-from apps.conversations.selectors import history_for_prompt, message_wire
-from apps.core import realtime
+from apps.conversations.selectors import history_for_prompt
+from apps.core import llm, realtime
 from apps.core.asyncdb import db_async
+from apps.core.observability import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -124,26 +125,14 @@ def retrieval_record(chunks: list[Any]) -> list[dict[str, Any]]:
 # --- Persisting and pushing ---------------------------------------------------------------------
 
 
-def _finish_and_push(message: Message, **fields: Any) -> dict[str, Any]:
-    message = conversation_services.assistant_message_finish(message=message, **fields)
-    metrics.observe_answer_message(message)
-    wire = message_wire(message)
-    realtime.chat_event_send(
-        tenant_id=message.tenant_id,
-        conversation_id=message.conversation_id,
-        event={"type": "message_done", "message": wire},
-    )
-    return wire
-
-
-finish_and_push = db_async(_finish_and_push)
+finish_and_push = db_async(message_finish_push)
 
 
 def _hand_off(
     turn: Turn, message: Message, *, reason: str, text: str, **fields: Any
 ) -> dict[str, Any]:
     """Tell the customer why a person takes over, then put the conversation in the queue."""
-    wire = _finish_and_push(
+    wire = message_finish_push(
         message,
         content=text,
         status=MessageStatus.COMPLETE,
@@ -189,7 +178,7 @@ async def condense_question(turn: Turn) -> str:
 
 
 # The consumer starts embedding the question as it arrives (the engine then finds it ready).
-embed_ahead = sync_to_async(engine.embed_ahead, thread_sensitive=False)
+embed_ahead = sync_to_async(retrieval.embed_ahead, thread_sensitive=False)
 
 
 def _strategy_name(mode: str) -> str:
@@ -251,7 +240,7 @@ async def _answer(turn: Turn, language: str) -> dict[str, Any] | None:
             last_save = time.monotonic()
             await save_partial(message=reply, content="".join(shown))
 
-    request = engine.Request(
+    request = answer_types.Request(
         tenant=turn.conversation.tenant,
         question=turn.question,
         company=turn.company,

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
-from apps.assistant import engine, prompts
+from apps.assistant import answer_types, engine, prompts, retrieval
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.core.asyncdb import db_async
 
@@ -52,7 +52,7 @@ def retrieve_for(*, tenant: Any, query: str, access_groups: list[str] | None) ->
     curated answers first; no sources when retrieval fails (a draft without sources is still a
     draft)."""
     try:
-        return engine.retrieve_sources(tenant=tenant, query=query, access_groups=access_groups)
+        return retrieval.retrieve_sources(tenant=tenant, query=query, access_groups=access_groups)
     except Exception:
         logger.exception("retrieval for a suggested reply failed")
         return []
@@ -90,7 +90,7 @@ async def grounded_answer(
     """The assistant's answer from the answer engine (the tenant's strategy, the guard, the
     extractive fallback), not streamed and not stored: a draft for the agent to edit."""
     result = await engine.answer(
-        engine.Request(
+        answer_types.Request(
             tenant=tenant,
             question=question,
             company=tenant.name,

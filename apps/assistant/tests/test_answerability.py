@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.assistant import engine, evidence
+from apps.assistant import evidence, retrieval, scoring
 from apps.assistant.tests.test_grounding import Chunk
 
 SHOP = [
@@ -30,8 +30,8 @@ def found(question: str, chunks=SHOP) -> evidence.Evidence:
     return evidence.gather(
         question=question,
         chunks=chunks,
-        query_vector=engine.encode([question])[0],
-        encode=engine.encode,
+        query_vector=retrieval.encode([question])[0],
+        encode=retrieval.encode,
     )
 
 
@@ -49,20 +49,20 @@ def found(question: str, chunks=SHOP) -> evidence.Evidence:
     ],
 )
 def test_question_words_the_knowledge_never_uses_are_missing(question, missing):
-    assert evidence.missing_terms(question=question, chunks=SHOP, encode=engine.encode) == missing
+    assert evidence.missing_terms(question=question, chunks=SHOP, encode=retrieval.encode) == missing
 
 
 def test_missing_words_and_a_price_without_an_amount_lower_answerability():
-    covered, _ = engine.answerability(found("Which payment methods do you accept?"))
-    uncovered, signals = engine.answerability(found("Do you accept student discounts for kids?"))
+    covered, _ = scoring.answerability(found("Which payment methods do you accept?"))
+    uncovered, signals = scoring.answerability(found("Do you accept student discounts for kids?"))
     assert signals["missing"] and uncovered < covered
-    assert covered >= engine.settings.ASSISTANT_ANSWERABILITY_THRESHOLD > uncovered
+    assert covered >= scoring.settings.ASSISTANT_ANSWERABILITY_THRESHOLD > uncovered
 
     price = found("How much does the Harbor City e-bike cost?")
     assert price.wanted_type_found is False  # its row names the battery and range, no price
-    score, signals = engine.answerability(price)
+    score, signals = scoring.answerability(price)
     assert signals["amount_found"] is False
-    assert score < engine.settings.ASSISTANT_ANSWERABILITY_THRESHOLD
+    assert score < scoring.settings.ASSISTANT_ANSWERABILITY_THRESHOLD
 
 
 def _unit(text: str, position: int, score: float) -> evidence.Unit:

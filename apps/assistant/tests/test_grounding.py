@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from apps.assistant import evidence, grounding, scope
+from apps.assistant import answer_text, evidence, grounding, scope
 
 SOURCES = [
     "Part: Frame and rigid fork; Warranty period: 2 years",
@@ -74,8 +74,8 @@ def test_guard_rejects_a_claim_no_source_supports():
 
 def test_guard_strips_markup_and_flags_what_is_left():
     text = 'See <script src="https://x.example/a.js"></script>the <b>label</b> &lt;i&gt;now'
-    assert grounding.strip_markup(text) == "See the label now"
-    assert not grounding.has_markup(grounding.strip_markup("<|im_end|></p>Hi<br/>"))
+    assert answer_text.strip_markup(text) == "See the label now"
+    assert not answer_text.has_markup(answer_text.strip_markup("<|im_end|></p>Hi<br/>"))
     assert verdict("Click <a href='https://x.example'>here</a>.").reason == "markup"
 
 
@@ -96,7 +96,7 @@ def test_guard_treats_an_admission_of_not_knowing_as_a_failed_answer():
 
 
 def test_guard_uses_embedding_similarity_for_paraphrases():
-    from apps.assistant.engine import encode
+    from apps.assistant.retrieval import encode
 
     guard = grounding.Guard(sources=SOURCES, embed=encode)
     result = guard.check("Charging a flat battery completely needs roughly five hours.")
@@ -113,14 +113,14 @@ def test_numbers_from_the_question_may_be_repeated():
 
 def test_sentences_split_at_boundaries_not_at_amounts_or_abbreviations():
     text = "The label is $6.95, e.g. for parts. Refunds take 7 days [1]. Done!\n- item one\n- two"
-    assert grounding.split_sentences(text) == [
+    assert answer_text.split_sentences(text) == [
         "The label is $6.95, e.g. for parts.",
         "Refunds take 7 days [1].",
         "Done!",
         "- item one",
         "- two",
     ]
-    done, rest = grounding.complete_sentences("First one [1]. Second is still com")
+    done, rest = answer_text.complete_sentences("First one [1]. Second is still com")
     assert done == ["First one [1]."] and rest == "Second is still com"
 
 
@@ -157,7 +157,7 @@ def test_units_split_sentences_list_items_whole_lists_and_table_rows():
 
 
 def test_extractive_selection_answers_with_the_sentence_holding_the_fact():
-    from apps.assistant.engine import encode
+    from apps.assistant.retrieval import encode
 
     chunks = [
         Chunk(
@@ -231,6 +231,6 @@ def test_guard_rejects_verdicts_contradictions_placeholders_and_new_words(senten
 
 
 def _encode():
-    from apps.assistant.engine import encode
+    from apps.assistant.retrieval import encode
 
     return encode

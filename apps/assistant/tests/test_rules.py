@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from apps.assistant import prompts
-from apps.assistant.engine import Citations
+from apps.assistant.citations import Citations
 from apps.assistant.services import wants_human
 
 
