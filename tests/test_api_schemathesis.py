@@ -57,6 +57,7 @@ class FuzzTarget:
 def _seed(tenant_a) -> tuple[str, dict[str, str]]:
     """Objects of every kind in tenant A, and an admin key; returns (key, ids by kind)."""
     from apps.analytics.services import rollup_compute
+    from apps.conversations import feedback
     from apps.conversations import services as chat
     from apps.conversations.models import Contact
     from apps.integrations.services import api_key_create, webhook_subscription_create
@@ -79,7 +80,7 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
     chat.assistant_message_finish(
         message=answer, content="On its way [1].", status="complete", decision="answer"
     )
-    chat.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=answer)
+    feedback.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=answer)
     for n in range(3):
         other = chat.conversation_start(tenant=tenant, channel="api")
         chat.message_post_customer(conversation=other, text=f"Question {n}")
@@ -98,8 +99,8 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
     from apps.events.models import Event
 
     event = Event.objects.for_tenant(tenant).first()
+    from apps.workspace.inbox_settings import routing_rule_create
     from apps.workspace.selectors import inbox_default
-    from apps.workspace.services import routing_rule_create
 
     inbox = inbox_default(tenant=tenant)
     rule = routing_rule_create(tenant=tenant, name="Pricing", url_contains="/pricing", inbox=inbox)

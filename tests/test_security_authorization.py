@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from apps.conversations import feedback
 from apps.conversations import services as chat
 from apps.conversations.models import Contact, Conversation, ConversationStatus, Message
 from apps.tenants.models import Role
@@ -167,7 +168,7 @@ LIST_TABLE = [
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("template", "wanted_id"), LIST_TABLE, ids=[t for t, _ in LIST_TABLE])
 def test_list_endpoint_by_role(world, api_key_for, role, template, wanted_id):
-    chat.feedback_record(conversation=world["conversation"], kind="csat", rating=2)
+    feedback.feedback_record(conversation=world["conversation"], kind="csat", rating=2)
     client, query = _client(world, role, api_key_for)
     response = client.get(API + template + query)
     assert response.status_code == 200, response.content

@@ -1,4 +1,4 @@
-"""Writes for contacts, conversations, messages and feedback.
+"""Writes for contacts, conversations and messages (feedback is in `feedback`).
 
 Every change that other people should see live is pushed through `apps.core.realtime` once the
 transaction commits, and every domain event is recorded in the same transaction as the change.
@@ -17,8 +17,6 @@ from apps.conversations.models import (
     Contact,
     Conversation,
     ConversationStatus,
-    Feedback,
-    FeedbackKind,
     HandoffReason,
     Message,
     MessageRole,
@@ -454,54 +452,3 @@ def conversation_resolve(*, conversation: Conversation, by: Any = None) -> Conve
 
     _after_commit(push)
     return conversation
-
-
-# --- Feedback -------------------------------------------------------------------------------------
-
-THUMBS_RATINGS = frozenset({"up", "down"})
-
-
-@transaction.atomic
-def feedback_record(
-    *,
-    conversation: Conversation,
-    kind: str,
-    rating: str | int,
-    message: Message | None = None,
-    comment: str = "",
-) -> Feedback:
-    """Thumbs on an answer or a CSAT score; a second vote replaces the first."""
-    kind = FeedbackKind(kind)
-    rating = str(rating)
-    if kind == FeedbackKind.THUMBS:
-        if message is None or message.conversation_id != conversation.pk:
-            raise ApplicationError("Thumbs need a message of this conversation.", code="invalid")
-        if rating not in THUMBS_RATINGS:
-            raise ApplicationError("rating must be up or down.", code="invalid")
-        lookup = {"message": message, "kind": kind}
-    else:
-        if rating not in {"1", "2", "3", "4", "5"}:
-            raise ApplicationError("score must be a whole number from 1 to 5.", code="invalid")
-        lookup = {"conversation": conversation, "kind": kind}
-    feedback, _ = Feedback.objects.update_or_create(
-        tenant_id=conversation.tenant_id,
-        **lookup,
-        defaults={
-            "conversation": conversation,
-            "message": message,
-            "rating": rating,
-            "comment": (comment or "")[:2000],
-        },
-    )
-    event_record(
-        tenant=conversation.tenant,
-        type=EventType.FEEDBACK_RECEIVED,
-        payload={
-            "conversation_id": str(conversation.public_id),
-            "message_id": message.pk if message else None,
-            "kind": kind.value,
-            "rating": rating,
-            "comment": feedback.comment,
-        },
-    )
-    return feedback

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.conversations import feedback as chat_feedback
 from apps.conversations import services as chat
 from apps.conversations.models import (
     Contact,
@@ -57,7 +58,7 @@ def resource_objects(world: Any, tag: str) -> dict[str, Any]:
     answer = chat.assistant_message_finish(
         message=answer, content="It ships tomorrow.", status="complete", decision="answer"
     )
-    feedback = chat.feedback_record(conversation=conversation, kind="csat", rating=4)
+    feedback = chat_feedback.feedback_record(conversation=conversation, kind="csat", rating=4)
     source = source_create(
         tenant=tenant, kind=Source.Kind.TEXT, name=f"{tag} text", text=RETURNS, sync=False
     )

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from apps.conversations import selectors, services
+from apps.conversations import feedback, selectors, services
 from apps.conversations.models import Conversation, Feedback, Message
 from apps.core.errors import ApplicationError, TenantScopeError
 from apps.events.models import Event
@@ -66,12 +66,12 @@ def test_handoff_resolve_and_reopen(tenant_a):
 def test_feedback_replaces_earlier_votes_and_validates(tenant_a):
     conversation = services.conversation_start(tenant=tenant_a.tenant)
     answer = services.assistant_message_start(conversation=conversation)
-    services.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=answer)
-    services.feedback_record(
+    feedback.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=answer)
+    feedback.feedback_record(
         conversation=conversation, kind="thumbs", rating="down", message=answer
     )
-    services.feedback_record(conversation=conversation, kind="csat", rating=5, comment="great")
-    services.feedback_record(conversation=conversation, kind="csat", rating=3)
+    feedback.feedback_record(conversation=conversation, kind="csat", rating=5, comment="great")
+    feedback.feedback_record(conversation=conversation, kind="csat", rating=3)
     assert sorted(Feedback.objects.for_tenant(tenant_a.tenant).values_list("kind", "rating")) == [
         ("csat", "3"),
         ("thumbs", "down"),
@@ -82,7 +82,7 @@ def test_feedback_replaces_earlier_votes_and_validates(tenant_a):
         {"kind": "csat", "rating": 9},
     ):
         with pytest.raises(ApplicationError):
-            services.feedback_record(conversation=conversation, **kwargs)
+            feedback.feedback_record(conversation=conversation, **kwargs)
 
 
 def test_reads_fail_closed_without_a_tenant_and_never_cross_tenants(tenant_a, tenant_b):
@@ -112,6 +112,7 @@ def test_replay_after_a_cursor_and_the_wire_shape(tenant_a):
     wire = selectors.message_wire(Message.objects.for_tenant(tenant_a.tenant).get(pk=ids[0]))
     assert wire["id"] == 1  # the number within the conversation, not the primary key
     assert set(wire) == {"id", "role", "content", "created_at", "citations", "client_id", "status"}
+
 
 @pytest.mark.django_db(transaction=True)
 def test_messages_written_at_once_get_distinct_numbers_in_order(tenant_a):
