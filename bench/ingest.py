@@ -118,7 +118,7 @@ def main() -> None:
         source = source_create(
             tenant=tenant, kind="text", name="Bench handbook", text=text, sync=False
         )
-        stats = source_sync(tenant=tenant, source=source)
+        stats = source_sync(source=source)
         return stats.chunks_embedded, time.perf_counter() - started
 
     results: dict[str, dict] = {}
@@ -133,7 +133,7 @@ def main() -> None:
                 texts = chunk_texts(warm)
             finally:
                 for source in Source.objects.for_tenant(warm):
-                    source_delete(tenant=warm, source=source)
+                    source_delete(source=source)
                 warm.delete()
             for _ in range(args.repeat):
                 tenant = tenant_create(name="bench", slug=f"bench-{uuid.uuid4().hex[:10]}")
@@ -160,7 +160,7 @@ def main() -> None:
                     print(f"{name}: {rows[-1]}", flush=True)
                 finally:
                     for source in Source.objects.for_tenant(tenant):
-                        source_delete(tenant=tenant, source=source)
+                        source_delete(source=source)
                     tenant.delete()
             results[name] = {
                 "runs": rows,

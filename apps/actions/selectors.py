@@ -40,9 +40,9 @@ def call_waiting(*, conversation: Any, status: str) -> ActionCall | None:
     )
 
 
-def call_get(*, tenant: Any, conversation: Any, public_id: Any) -> ActionCall | None:
+def call_get(*, conversation: Any, public_id: Any) -> ActionCall | None:
     return (
-        ActionCall.objects.for_tenant(tenant)
+        ActionCall.objects.for_tenant(conversation.tenant_id)
         .filter(conversation=conversation, public_id=public_id)
         .first()
     )

@@ -244,14 +244,13 @@ def call_supersede(*, call: ActionCall) -> None:
     )
 
 
-def call_claim(
-    *, tenant: Any, conversation: Any, public_id: Any, confirmed_by: str
-) -> ActionCall | None:
+def call_claim(*, conversation: Any, public_id: Any, confirmed_by: str) -> ActionCall | None:
     """Take a call waiting for confirmation to running, once: a second confirmation of the same
     call (a doubled frame, a second tab) gets None."""
     now = timezone.now()
+    tenant_id = conversation.tenant_id
     claimed = (
-        ActionCall.objects.for_tenant(tenant)
+        ActionCall.objects.for_tenant(tenant_id)
         .filter(
             public_id=public_id,
             conversation=conversation,
@@ -262,12 +261,13 @@ def call_claim(
     )
     if not claimed:
         return None
-    return ActionCall.objects.for_tenant(tenant).select_related("action").get(public_id=public_id)
+    calls = ActionCall.objects.for_tenant(tenant_id).select_related("action")
+    return calls.get(public_id=public_id)
 
 
-def call_decline(*, tenant: Any, conversation: Any, public_id: Any, by: str) -> bool:
+def call_decline(*, conversation: Any, public_id: Any, by: str) -> bool:
     return bool(
-        ActionCall.objects.for_tenant(tenant)
+        ActionCall.objects.for_tenant(conversation.tenant_id)
         .filter(
             public_id=public_id,
             conversation=conversation,

@@ -409,19 +409,14 @@ def _confirm_sync(
     *, conversation: Any, call_id: str, accept: bool, by: str
 ) -> tuple[str, ActionCall | None, Outcome | None, dict[str, Any]]:
     """('ran' | 'declined' | 'duplicate' | 'unknown', call, outcome, params)."""
-    tenant = conversation.tenant_id
     if not accept:
-        if services.call_decline(
-            tenant=tenant, conversation=conversation, public_id=call_id, by=by
-        ):
+        if services.call_decline(conversation=conversation, public_id=call_id, by=by):
             return "declined", None, None, {}
-        existing = selectors.call_get(tenant=tenant, conversation=conversation, public_id=call_id)
+        existing = selectors.call_get(conversation=conversation, public_id=call_id)
         return ("duplicate" if existing else "unknown"), existing, None, {}
-    call = services.call_claim(
-        tenant=tenant, conversation=conversation, public_id=call_id, confirmed_by=by
-    )
+    call = services.call_claim(conversation=conversation, public_id=call_id, confirmed_by=by)
     if call is None:
-        existing = selectors.call_get(tenant=tenant, conversation=conversation, public_id=call_id)
+        existing = selectors.call_get(conversation=conversation, public_id=call_id)
         return ("duplicate" if existing else "unknown"), existing, None, {}
     params = services.call_pending_params(call)
     action = call.action

@@ -106,7 +106,7 @@ class SourceViewSet(
         return Response(SourceSerializer(source).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Source) -> None:
-        services.source_delete(tenant=self.tenant, source=instance)
+        services.source_delete(source=instance)
 
     @extend_schema(
         summary="Sync a knowledge source now",
@@ -116,7 +116,7 @@ class SourceViewSet(
     )
     @action(detail=True, methods=["post"])
     def sync(self, request: Request, public_id: str | None = None) -> Response:
-        source = services.source_request_sync(tenant=self.tenant, source=self.get_object())
+        source = services.source_request_sync(source=self.get_object())
         return Response(SourceSerializer(source).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -143,7 +143,7 @@ class DocumentViewSet(
         return selectors.document_list(tenant=self.tenant).select_related("source")
 
     def perform_destroy(self, instance: Document) -> None:
-        services.document_delete(tenant=self.tenant, document=instance)
+        services.document_delete(document=instance)
 
 
 class SearchViewSet(TenantCommandViewSet):

@@ -248,7 +248,7 @@ def ingested(corpus: list[CorpusEntry]) -> Iterator[tuple[Any, dict[int, str], A
         yield tenant, key_of, stats
     finally:
         if source is not None:
-            source_delete(tenant=tenant, source=source)
+            source_delete(source=source)
         tenant.delete()
 
 

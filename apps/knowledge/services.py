@@ -215,7 +215,6 @@ def source_create(
 
 def source_update(
     *,
-    tenant: Any,
     source: Source,
     name: str | None = None,
     text: str | None = None,
@@ -228,7 +227,6 @@ def source_update(
     sync: bool = True,
 ) -> Source:
     """Change a source's content or settings (None keeps a field) and re-sync it."""
-    check_source_tenant(tenant, source)
 
     def pick(new: Any, old: Any) -> Any:
         return old if new is None else new
@@ -246,7 +244,7 @@ def source_update(
         access_groups=pick(access_groups, source.access_groups),
     )
     with transaction.atomic():
-        source = Source.objects.for_tenant(tenant).select_for_update().get(pk=source.pk)
+        source = Source.objects.for_tenant(source.tenant_id).select_for_update().get(pk=source.pk)
         source.name = cleaned["name"]
         source.url = cleaned["url"]
         source.text = cleaned["text"]
@@ -264,11 +262,10 @@ def source_update(
     return source
 
 
-def source_request_sync(*, tenant: Any, source: Source) -> Source:
+def source_request_sync(*, source: Source) -> Source:
     """Queue a sync now ("sync now" in the admin, the API)."""
-    check_source_tenant(tenant, source)
     with transaction.atomic():
-        source = Source.objects.for_tenant(tenant).select_for_update().get(pk=source.pk)
+        source = Source.objects.for_tenant(source.tenant_id).select_for_update().get(pk=source.pk)
         if source.status != Source.Status.SYNCING:
             source.status = Source.Status.QUEUED
             source.save(update_fields=["status", "updated_at"])
@@ -276,40 +273,34 @@ def source_request_sync(*, tenant: Any, source: Source) -> Source:
     return source
 
 
-def source_delete(*, tenant: Any, source: Source) -> None:
+def source_delete(*, source: Source) -> None:
     """Remove a source, its documents, chunks and points."""
-    check_source_tenant(tenant, source)
     delete_source_points(source=source)
     upload = source.upload.name if source.upload else ""
     with transaction.atomic():
-        Source.objects.for_tenant(tenant).filter(pk=source.pk).delete()
+        Source.objects.for_tenant(source.tenant_id).filter(pk=source.pk).delete()
     if upload:
         source.upload.storage.delete(upload)
 
 
-def document_delete(*, tenant: Any, document: Document) -> None:
-    if document.tenant_id != tenant.pk:
-        raise ApplicationError("No such document.", status_code=404, code="not_found")
+def document_delete(*, document: Document) -> None:
+    """Remove a document, its chunks and points, and recount its source."""
+    tenant_id = document.tenant_id
     delete_document_points(document=document)
-    Document.objects.for_tenant(tenant).filter(pk=document.pk).delete()
-    source_recount(source=Source.objects.for_tenant(tenant).get(pk=document.source_id))
+    Document.objects.for_tenant(tenant_id).filter(pk=document.pk).delete()
+    source_recount(source=Source.objects.for_tenant(tenant_id).get(pk=document.source_id))
 
 
-def chunk_delete(*, tenant: Any, chunk: Chunk) -> None:
+def chunk_delete(*, chunk: Chunk) -> None:
     """Remove one chunk and its point (the document keeps its other chunks)."""
-    if chunk.tenant_id != tenant.pk:
-        raise ApplicationError("No such chunk.", status_code=404, code="not_found")
-    Chunk.objects.for_tenant(tenant).filter(pk=chunk.pk).delete()
+    tenant_id = chunk.tenant_id
+    Chunk.objects.for_tenant(tenant_id).filter(pk=chunk.pk).delete()
     runtime.get_store().delete_points(chunk.index.collection, [str(chunk.point_id)])
-    Document.objects.for_tenant(tenant).filter(pk=chunk.document_id).update(
-        chunk_count=Chunk.objects.for_tenant(tenant).filter(document_id=chunk.document_id).count()
+    Document.objects.for_tenant(tenant_id).filter(pk=chunk.document_id).update(
+        chunk_count=Chunk.objects.for_tenant(tenant_id)
+        .filter(document_id=chunk.document_id)
+        .count()
     )
-
-
-def check_source_tenant(tenant: Any, source: Source) -> None:
-    """404 unless `source` belongs to `tenant` (shared with `sync`)."""
-    if tenant is None or source.tenant_id != tenant.pk:
-        raise ApplicationError("No such source.", status_code=404, code="not_found")
 
 
 def _enqueue(source: Source) -> None:

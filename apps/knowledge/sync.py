@@ -27,7 +27,6 @@ from apps.knowledge.index_lifecycle import active_index, delete_document_points
 from apps.knowledge.index_stats import SyncStats, source_recount
 from apps.knowledge.models import Document, Source
 from apps.knowledge.pipeline import Indexer
-from apps.knowledge.services import check_source_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +34,11 @@ logger = logging.getLogger(__name__)
 SYNC_STALE_AFTER = timedelta(minutes=30)
 
 
-def _claim(tenant: Any, source: Source) -> Source | None:
+def _claim(source: Source) -> Source | None:
     """Mark the source syncing, unless a live sync holds it."""
     now = timezone.now()
     with transaction.atomic():
-        source = Source.objects.for_tenant(tenant).select_for_update().get(pk=source.pk)
+        source = Source.objects.for_tenant(source.tenant_id).select_for_update().get(pk=source.pk)
         if (
             source.status == Source.Status.SYNCING
             and source.last_attempt_at
@@ -189,14 +188,13 @@ class SourceSync:
         self.indexer.stats.chunks_deleted += sum(d.chunk_count for d in gone)
 
 
-def source_sync(*, tenant: Any, source: Source) -> SyncStats | None:
+def source_sync(*, source: Source) -> SyncStats | None:
     """Fetch, parse, chunk, embed and store what changed; None when a sync already runs.
 
     Transient fetch errors (`crawl.TransientFetchError`) are recorded and re-raised so the
     task can retry; every other failure is recorded on the source and not raised.
     """
-    check_source_tenant(tenant, source)
-    claimed = _claim(tenant, source)
+    claimed = _claim(source)
     if claimed is None:
         return None
     run = SourceSync(claimed)

@@ -34,7 +34,7 @@ def sync_source(self: Any, tenant_id: int, source_id: int) -> None:
         logger.info("sync_source: source %s of tenant %s is gone", source_id, tenant_id)
         return
     try:
-        source_sync(tenant=tenant, source=source)
+        source_sync(source=source)
     except crawl.TransientFetchError as exc:
         if self.request.retries >= self.max_retries:
             logger.warning("sync_source %s: giving up after retries: %s", source_id, exc)

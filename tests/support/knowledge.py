@@ -38,7 +38,7 @@ def ingest_text(
         access_groups=access_groups,
         sync=False,
     )
-    source_sync(tenant=tenant, source=source)
+    source_sync(source=source)
     source.refresh_from_db()
     if source.status != Source.Status.SYNCED:
         raise AssertionError(f"ingest_text: source {title!r} did not sync: {source.error}")

@@ -59,12 +59,12 @@ class DocumentAdmin(TenantScopedAdmin):
         return obj.status
 
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
-        services.document_delete(tenant=obj.tenant, document=obj)
+        services.document_delete(document=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for document in queryset.select_related("tenant"):
             if self._allowed(request, self.delete_role, document):
-                services.document_delete(tenant=document.tenant, document=document)
+                services.document_delete(document=document)
 
 
 @admin.register(Chunk)
@@ -93,12 +93,12 @@ class ChunkAdmin(TenantScopedAdmin):
 
     # Deleting a chunk (admins) removes its point too: a way to pull one bad passage.
     def delete_model(self, request: HttpRequest, obj: Chunk) -> None:
-        services.chunk_delete(tenant=obj.tenant, chunk=obj)
+        services.chunk_delete(chunk=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for chunk in queryset.select_related("tenant"):
             if self._allowed(request, self.delete_role, chunk):
-                services.chunk_delete(tenant=chunk.tenant, chunk=chunk)
+                services.chunk_delete(chunk=chunk)
 
 
 @admin.register(KnowledgeIndex)

@@ -171,7 +171,6 @@ class SourceAdmin(TenantScopedAdmin):
         new_upload = upload if isinstance(upload, UploadedFile) else None
         if change:
             saved = services.source_update(
-                tenant=obj.tenant,
                 source=obj,
                 name=data["name"],
                 url=data.get("url") if obj.kind in ("url", "sitemap", "text") else None,
@@ -200,12 +199,12 @@ class SourceAdmin(TenantScopedAdmin):
         messages.info(request, f"Sync of “{saved.name}” queued.")
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
-        services.source_delete(tenant=obj.tenant, source=obj)
+        services.source_delete(source=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         for source in queryset.select_related("tenant"):
             if self._allowed(request, self.delete_role, source):
-                services.source_delete(tenant=source.tenant, source=source)
+                services.source_delete(source=source)
 
     # --- sync now -------------------------------------------------------------------------------
 
@@ -214,7 +213,7 @@ class SourceAdmin(TenantScopedAdmin):
         count = 0
         for source in queryset.select_related("tenant"):
             if self._allowed(request, self.change_role, source):
-                services.source_request_sync(tenant=source.tenant, source=source)
+                services.source_request_sync(source=source)
                 count += 1
         messages.info(request, f"Queued {count} source(s) for sync.")
 
@@ -237,7 +236,7 @@ class SourceAdmin(TenantScopedAdmin):
                 button="Sync now",
                 cancel_url=reverse("admin:knowledge_source_change", args=[source.pk]),
             )
-        services.source_request_sync(tenant=source.tenant, source=source)
+        services.source_request_sync(source=source)
         messages.info(request, f"Sync of “{source.name}” queued.")
         return HttpResponseRedirect(reverse("admin:knowledge_source_change", args=[source.pk]))
 

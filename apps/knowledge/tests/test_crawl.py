@@ -102,7 +102,7 @@ def embed_calls(monkeypatch):
 
 
 def _sync(tenant, source) -> Source:
-    source_sync(tenant=tenant, source=source)
+    source_sync(source=source)
     source.refresh_from_db()
     return source
 
@@ -235,7 +235,7 @@ def test_server_error_is_transient_and_keeps_what_was_indexed(tenant_a, site):
     _sync(tenant_a.tenant, source)
     site.status_override["/hours"] = 503
     with pytest.raises(crawl.TransientFetchError):
-        source_sync(tenant=tenant_a.tenant, source=source)
+        source_sync(source=source)
     source.refresh_from_db()
     assert source.status == Source.Status.FAILED
     assert "503" in source.error

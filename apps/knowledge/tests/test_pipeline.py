@@ -95,7 +95,7 @@ def test_second_sync_of_unchanged_source_embeds_nothing(tenant_a, embed_calls):
     source = ingest_text(tenant=tenant_a.tenant, title="Handbook", text=HANDBOOK)
     assert sum(embed_calls) == source.chunk_count
     embed_calls.clear()
-    stats = source_sync(tenant=tenant_a.tenant, source=source)
+    stats = source_sync(source=source)
     assert embed_calls == []
     assert stats.chunks_embedded == 0
     assert stats.documents_unchanged == 1
@@ -109,8 +109,8 @@ def test_changing_one_section_reembeds_only_its_chunks(tenant_a, embed_calls, se
     assert len(before) >= 3
     embed_calls.clear()
     changed = HANDBOOK.replace("three weeks and costs 90 euros", "ten days and costs 120 euros")
-    source_update(tenant=tenant_a.tenant, source=source, text=changed, sync=False)
-    stats = source_sync(tenant=tenant_a.tenant, source=source)
+    source_update(source=source, text=changed, sync=False)
+    stats = source_sync(source=source)
     assert stats.chunks_embedded == sum(embed_calls) == 1
     after = {c.content_hash: c.point_id for c in Chunk.objects.for_tenant(tenant_a.tenant).all()}
     assert len(set(before) & set(after)) == len(before) - 1  # the other chunks were kept as is
@@ -128,7 +128,7 @@ def test_deleted_source_disappears_from_search(tenant_a, knowledge_store):  # no
     index = KnowledgeIndex.objects.get(status=KnowledgeIndex.Status.READY)
     tenant_id = str(tenant_a.tenant.public_id)
     assert knowledge_store.count(index.collection, tenant_id=tenant_id) > 1
-    source_delete(tenant=tenant_a.tenant, source=source)
+    source_delete(source=source)
     results = chunk_search(tenant=tenant_a.tenant, query="refund to original card", limit=10)
     assert all(r.source_id != source.pk for r in results)
     assert all("Refunds" not in r.text for r in results)
@@ -138,7 +138,7 @@ def test_deleted_source_disappears_from_search(tenant_a, knowledge_store):  # no
 def test_deleted_document_disappears_from_search(tenant_a):
     source = ingest_text(tenant=tenant_a.tenant, title="Handbook", text=HANDBOOK)
     document = Document.objects.for_tenant(tenant_a.tenant).get(source=source)
-    document_delete(tenant=tenant_a.tenant, document=document)
+    document_delete(document=document)
     assert chunk_search(tenant=tenant_a.tenant, query="warranty against cracks") == []
 
 
@@ -147,14 +147,14 @@ def test_failed_parse_keeps_previously_indexed_chunks(tenant_a):
     source = source_create(
         tenant=tenant_a.tenant, kind="upload", name="Guide", upload=good, sync=False
     )
-    source_sync(tenant=tenant_a.tenant, source=source)
+    source_sync(source=source)
     source.refresh_from_db()
     assert source.status == Source.Status.SYNCED
     chunks_before = source.chunk_count
     # A PDF with valid magic bytes but a damaged body: the parser cannot read it.
     broken = SimpleUploadedFile("guide.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50)
-    source_update(tenant=tenant_a.tenant, source=source, upload=broken, sync=False)
-    source_sync(tenant=tenant_a.tenant, source=source)
+    source_update(source=source, upload=broken, sync=False)
+    source_sync(source=source)
     source.refresh_from_db()
     assert source.status == Source.Status.FAILED
     assert "PDF" in source.error
@@ -269,8 +269,8 @@ def test_changing_access_groups_updates_what_is_visible(tenant_a):
         tenant=tenant_a.tenant, title="Prices", text="Model X anvil costs 900 for everyone."
     )
     assert chunk_search(tenant=tenant_a.tenant, query="Model X anvil price")
-    source_update(tenant=tenant_a.tenant, source=source, access_groups=["staff"], sync=False)
-    source_sync(tenant=tenant_a.tenant, source=source)
+    source_update(source=source, access_groups=["staff"], sync=False)
+    source_sync(source=source)
     assert chunk_search(tenant=tenant_a.tenant, query="Model X anvil price") == []
     staff = chunk_search(
         tenant=tenant_a.tenant, query="Model X anvil price", access_groups=["staff"]
@@ -309,8 +309,8 @@ def test_new_section_on_top_embeds_only_it_and_moves_the_others(tenant_a, embed_
     before = dict(Chunk.objects.for_tenant(tenant_a.tenant).values_list("point_id", "position"))
     embed_calls.clear()
     changed = HANDBOOK.replace("## Refunds", "## Opening hours\n\nWe open at 8am.\n\n## Refunds")
-    source_update(tenant=tenant_a.tenant, source=source, text=changed, sync=False)
-    source_sync(tenant=tenant_a.tenant, source=source)
+    source_update(source=source, text=changed, sync=False)
+    source_sync(source=source)
     assert sum(embed_calls) == 1
     after = dict(Chunk.objects.for_tenant(tenant_a.tenant).values_list("point_id", "position"))
     kept = set(before) & set(after)
