@@ -35,6 +35,7 @@ from rest_framework.authentication import CSRFCheck
 from apps.core import permissions
 from apps.core.api.auth import api_key_presented
 from apps.core.api.errors import error_body
+from apps.core.errors import NotFoundError
 from apps.integrations.authentication import api_key_for_request
 from apps.integrations.models import IdempotencyRecord
 from apps.tenants.models import Tenant
@@ -80,8 +81,11 @@ def _identify(request: HttpRequest) -> tuple[Tenant, str] | None:
     slug = request.GET.get("tenant") or request.headers.get("X-Tenant")
     if not slug:
         return None
-    tenant = permissions.tenants_for_user(user=user).filter(slug=slug).first()
-    return (tenant, f"user:{user.pk}") if tenant else None
+    try:
+        tenant = permissions.resolve_tenant(user=user, slug=slug)
+    except NotFoundError:
+        return None  # the API answers 404 for it, before any idempotency record
+    return tenant, f"user:{user.pk}"
 
 
 def _claim(
