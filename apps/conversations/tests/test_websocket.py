@@ -1,7 +1,7 @@
 """The chat websocket protocol (docs/websocket.md) against real PostgreSQL and Redis.
 
 The assistant runs in its model-free echo mode here; answers from the real model are in
-test_chat_assistant.py.
+apps/assistant/tests/test_chat_assistant.py.
 """
 
 from __future__ import annotations
