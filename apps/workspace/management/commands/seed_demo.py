@@ -19,7 +19,9 @@ from apps.knowledge.services import source_create
 from apps.tenants.models import Role, Tenant, WidgetKey
 from apps.tenants.services import membership_invite, tenant_create
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+# The demo's data stays with the tenants app; the command lives here, in the top layer that
+# writes, because it seeds through every app (tenant, people, knowledge, actions).
+DEMO_DIR = Path(__file__).resolve().parents[3] / "tenants" / "demo"
 DEMO_SLUG = "northwind"
 
 
