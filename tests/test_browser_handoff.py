@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.workspace import selectors, services
+from apps.workspace import inbox_settings, selectors, services
 from apps.workspace.models import AssignmentMode
 from tests.test_browser_workspace import ARTIFACTS, _chromium, _session_for, server, shop  # noqa: F401
 
@@ -32,7 +32,7 @@ def test_handoff_is_assigned_to_the_online_agent_and_everyone_sees_who(
     agent_user.display_name = "Dana"
     agent_user.save(update_fields=["display_name"])
     inbox = selectors.inbox_default(tenant=tenant)
-    services.inbox_update(inbox=inbox, assignment=AssignmentMode.ROUND_ROBIN)
+    inbox_settings.inbox_update(inbox=inbox, assignment=AssignmentMode.ROUND_ROBIN)
     services.inbox_grant(inbox=inbox, agent=agent_user)
     ARTIFACTS.mkdir(exist_ok=True)
     # Database work before Playwright starts: its sync API runs an event loop in this thread.

@@ -15,8 +15,8 @@ from apps.conversations import services as chat
 from apps.conversations.models import Decision, MessageStatus
 from apps.core.errors import ApplicationError
 from apps.knowledge.models import Document
-from apps.workspace import selectors, services
-from apps.workspace.admin import CorrectionForm
+from apps.workspace import corrections, selectors
+from apps.workspace.admin.review import CorrectionForm
 from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("knowledge_store")]
@@ -66,7 +66,7 @@ def _curated_texts(world, **kwargs) -> list[str]:
 def test_correction_drawn_from_a_vip_document_reaches_only_vip_callers(tenant_a):
     vip, _ = _documents(tenant_a)
     _, reply = _answered(tenant_a, groups=["vip"], cited=vip)
-    curated, _ = services.answer_correct(
+    curated, _ = corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[vip.pk]
     )
     assert curated.access_groups == [["vip"]]
@@ -81,7 +81,7 @@ def test_correction_inherits_the_groups_of_what_the_wrong_answer_cited(tenant_a)
     vip, public = _documents(tenant_a)
     _, reply = _answered(tenant_a, groups=["vip"], cited=vip)
     # The agent points only at the public page, but the answer they corrected quoted VIP text.
-    curated, _ = services.answer_correct(
+    curated, _ = corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[public.pk]
     )
     assert curated.access_groups == [["vip"]]
@@ -91,7 +91,7 @@ def test_correction_inherits_the_groups_of_what_the_wrong_answer_cited(tenant_a)
 def test_public_correction_still_reaches_everyone(tenant_a):
     _, public = _documents(tenant_a)
     _, reply = _answered(tenant_a, groups=[], cited=public)
-    curated, _ = services.answer_correct(
+    curated, _ = corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer="30 days.", document_ids=[public.pk]
     )
     assert curated.access_groups == []
@@ -104,7 +104,7 @@ def test_correction_form_and_service_offer_only_what_the_customer_could_see(tena
     form = CorrectionForm(tenant=tenant_a.tenant, conversation=conversation)
     assert list(form.fields["sources"].queryset) == [public]
     with pytest.raises(ApplicationError):
-        services.answer_correct(
+        corrections.answer_correct(
             message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[vip.pk]
         )
     vip_conversation, _ = _answered(tenant_a, groups=["vip"], cited=None)

@@ -18,12 +18,12 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from apps.conversations.api_services import tenant_agent_find
-from apps.core.api import UUID_REGEX, TenantApiViewSet
+from apps.core.api.auth import acting_user
+from apps.core.api.scopes import Scope
+from apps.core.api.viewsets import UUID_REGEX, TenantApiViewSet
 from apps.core.errors import ApplicationError
-from apps.integrations.api_auth import acting_user
-from apps.integrations.models import Scope
 from apps.tenants.models import WidgetKey
-from apps.workspace import handoff, selectors, services
+from apps.workspace import assignment, inbox_settings, selectors, services
 from apps.workspace.models import AgentPresence, Inbox, RoutingRule
 from apps.workspace.serializers import (
     GrantedAgentSerializer,
@@ -79,7 +79,7 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiVi
         data = _inbox_fields(self.validated(InboxWriteSerializer))
         inbox = services.inbox_create(tenant=self.tenant, name=data.pop("name"))
         if data:
-            inbox = services.inbox_update(inbox=inbox, **data)
+            inbox = inbox_settings.inbox_update(inbox=inbox, **data)
         return Response(InboxSerializer(inbox).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -89,7 +89,7 @@ class InboxViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantApiVi
         responses=InboxSerializer,
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        inbox = services.inbox_update(
+        inbox = inbox_settings.inbox_update(
             inbox=self.get_object(),
             **_inbox_fields(self.validated(InboxWriteSerializer, partial=True)),
         )
@@ -143,7 +143,7 @@ def _inbox_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _granted(inbox: Inbox) -> list[Any]:
-    ids = handoff.inbox_agent_ids(inbox=inbox)
+    ids = assignment.inbox_agent_ids(inbox=inbox)
     return list(get_user_model().objects.filter(pk__in=ids).order_by("pk"))
 
 
@@ -202,17 +202,17 @@ class RoutingRuleViewSet(
         return fields
 
     def perform_create(self, serializer: RoutingRuleSerializer) -> None:
-        serializer.instance = services.routing_rule_create(
+        serializer.instance = inbox_settings.routing_rule_create(
             tenant=self.tenant, **self._fields(serializer.validated_data)
         )
 
     def perform_update(self, serializer: RoutingRuleSerializer) -> None:
-        serializer.instance = services.routing_rule_update(
+        serializer.instance = inbox_settings.routing_rule_update(
             rule=serializer.instance, **self._fields(serializer.validated_data)
         )
 
     def perform_destroy(self, instance: RoutingRule) -> None:
-        services.routing_rule_delete(rule=instance)
+        inbox_settings.routing_rule_delete(rule=instance)
 
 
 def _missing(field: str) -> Any:

@@ -22,7 +22,7 @@ from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
 from apps.core.errors import NotFoundError, error_frame
 from apps.tenants.models import Role
-from apps.workspace import handoff, selectors
+from apps.workspace import assignment, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ def _tenant_for(user: Any, slug: str | None) -> Any:
 def _seen(user: Any, tenant: Any) -> str:
     """Record the console as seen; returns the agent's presence ("online", or "away" when they
     switched themselves away)."""
-    handoff.agent_presence_seen(tenant=tenant, user=user)
-    return handoff.agent_presence_status(tenant=tenant, user=user)
+    assignment.agent_presence_seen(tenant=tenant, user=user)
+    return assignment.agent_presence_status(tenant=tenant, user=user)
 
 
 @db_async
 def _choose(user: Any, tenant: Any, away: bool) -> str:
-    return handoff.agent_presence_choose(tenant=tenant, user=user, away=away)
+    return assignment.agent_presence_choose(tenant=tenant, user=user, away=away)
 
 
 @db_async

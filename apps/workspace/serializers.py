@@ -5,8 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.conversations.models import HandoffReason
+from apps.workspace.inbox_settings import RULE_FIELDS
 from apps.workspace.models import AgentPresence, AssignmentMode, Inbox, Priority, RoutingRule
-from apps.workspace.services import RULE_FIELDS
 
 
 class InboxSerializer(serializers.ModelSerializer):

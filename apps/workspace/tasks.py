@@ -5,20 +5,20 @@ from __future__ import annotations
 from celery import shared_task
 
 from apps.tenants.models import Tenant
-from apps.workspace import handoff
+from apps.workspace import assignment, sla
 
 
 @shared_task(ignore_result=True)
 def presence_sweep() -> int:
     """Agents whose console went quiet for AGENT_PRESENCE_GRACE_SECONDS go away; automatically
     assigned conversations of theirs pass to another online agent or back to the queue."""
-    return handoff.presence_sweep()
+    return assignment.presence_sweep()
 
 
 @shared_task(ignore_result=True)
 def sla_check() -> int:
     """Record each first-response or resolution target a conversation missed, once."""
-    return handoff.sla_check()
+    return sla.sla_check()
 
 
 @shared_task(
@@ -33,6 +33,6 @@ def notify_assigned_by_email(tenant_id: int, conversation_id: int, user_id: int)
     tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first()
     if tenant is None:
         return False
-    return handoff.assigned_email_send(
+    return assignment.assigned_email_send(
         tenant=tenant, conversation_id=conversation_id, user_id=user_id
     )

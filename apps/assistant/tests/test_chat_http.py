@@ -12,6 +12,7 @@ from apps.conversations.services import conversation_start, message_post_custome
 from apps.core.asyncdb import db_async
 from apps.tenants.models import WidgetKey
 from apps.tenants.services import tenant_create
+from apps.workspace import inbox_settings
 from apps.workspace import services as workspace
 from apps.workspace.models import ConversationInbox
 from tests.support.chat import chat_settings, origin_of  # noqa: F401
@@ -104,7 +105,7 @@ async def test_ask_stores_the_question_and_returns_the_answer(tenant_a):
 
 async def test_ask_routes_by_the_page_it_was_sent_from(tenant_a):
     sales = await db_async(workspace.inbox_create)(tenant=tenant_a.tenant, name="Sales")
-    await db_async(workspace.routing_rule_create)(
+    await db_async(inbox_settings.routing_rule_create)(
         tenant=tenant_a.tenant, name="Pricing", url_contains="/pricing", inbox=sales
     )
     response = await ask(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from apps.conversations import feedback
 from apps.conversations import services as chat
 from apps.conversations.models import Conversation, ConversationStatus, Decision, MessageStatus
 from apps.workspace import selectors, services
@@ -107,7 +108,7 @@ def test_filters_search_and_csv_export(client, tenant_a):
     waiting = chat.conversation_start(tenant=tenant_a.tenant, widget_key=tenant_a.widget_key)
     chat.message_post_customer(conversation=waiting, text="I want a refund")
     chat.handoff_request(conversation=waiting, reason="customer_request")
-    chat.feedback_record(conversation=answered, kind="csat", rating=2)
+    feedback.feedback_record(conversation=answered, kind="csat", rating=2)
     client.force_login(tenant_a.admin)
     url = reverse(CHANGELIST)
     a, w = str(answered.public_id), str(waiting.public_id)

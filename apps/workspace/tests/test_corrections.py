@@ -13,7 +13,7 @@ from django.urls import reverse
 from apps.conversations import services as chat
 from apps.conversations.models import Decision, MessageStatus
 from apps.knowledge.models import Document
-from apps.workspace import selectors, services, suggestions
+from apps.workspace import corrections, selectors, services, suggestions
 from apps.workspace.models import CuratedAnswer, EvaluationCase
 from tests.support.chat import chat_settings, open_chat, receive_answer  # noqa: F401
 from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
@@ -50,7 +50,7 @@ def _returns_document(world):
 def test_correction_creates_a_curated_answer_and_an_evaluation_case(tenant_a):
     document = _returns_document(tenant_a)
     _, reply = _answered(tenant_a)
-    curated, case = services.answer_correct(
+    curated, case = corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[document.pk]
     )
     assert curated.question == QUESTION  # taken from the customer's message
@@ -63,7 +63,7 @@ def test_correction_is_retrieved_first_for_a_paraphrase_only_in_its_tenant(tenan
     document = _returns_document(tenant_a)
     _returns_document(tenant_b)
     _, reply = _answered(tenant_a)
-    services.answer_correct(
+    corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[document.pk]
     )
     first = suggestions.retrieve_for(tenant=tenant_a.tenant, query=PARAPHRASE, access_groups=None)
@@ -90,7 +90,7 @@ async def test_the_assistant_answers_a_paraphrase_from_the_correction_as_source_
     def correct():
         document = _returns_document(tenant_a)
         _, reply = _answered(tenant_a)
-        services.answer_correct(
+        corrections.answer_correct(
             message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[document.pk]
         )
 
@@ -107,7 +107,7 @@ async def test_the_assistant_answers_a_paraphrase_from_the_correction_as_source_
 def test_agent_without_grant_cannot_correct(tenant_a):
     _, reply = _answered(tenant_a)
     with pytest.raises(services.NotFoundError):
-        services.answer_correct(message=reply, agent=tenant_a.agent, answer=RIGHT)
+        corrections.answer_correct(message=reply, agent=tenant_a.agent, answer=RIGHT)
     assert not CuratedAnswer.objects.for_tenant(tenant_a.tenant).exists()
 
 
@@ -126,7 +126,7 @@ def test_evaluate_answers_replays_the_cases(tenant_a, settings, capsys):
     settings.ASSISTANT_MODE = "extractive"
     document = _returns_document(tenant_a)
     _, reply = _answered(tenant_a)
-    services.answer_correct(
+    corrections.answer_correct(
         message=reply, agent=tenant_a.admin, answer=RIGHT, document_ids=[document.pk]
     )
     EvaluationCase.objects.create(

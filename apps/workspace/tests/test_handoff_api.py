@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from apps.conversations import services as chat
 from apps.conversations.access import customer_message_post
 from apps.conversations.models import ConversationStatus
-from apps.workspace import handoff, selectors, services
+from apps.workspace import assignment, inbox_settings, selectors, services
 from apps.workspace.models import Inbox, RoutingRule
 
 pytestmark = pytest.mark.django_db
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def objects_a(tenant_a):
     tenant = tenant_a.tenant
     inbox = services.inbox_create(tenant=tenant, name="Billing")
-    rule = services.routing_rule_create(
+    rule = inbox_settings.routing_rule_create(
         tenant=tenant, name="Refunds", keywords=["refund"], inbox=inbox
     )
     services.inbox_grant(inbox=inbox, agent=tenant_a.agent)
@@ -57,7 +57,7 @@ def test_admin_key_sets_up_routing_and_assignment_end_to_end(tenant_a, api_key_f
     assert rule.status_code == 201, rule.json()
     assert rule.json()["inbox"] == inbox_id and rule.json()["position"] == 0
 
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
     presence = api.get("/api/v1/agents/presence/").json()
     assert [(p["agent"]["id"], p["status"]) for p in presence] == [(tenant_a.agent.pk, "online")]
     conversation = chat.conversation_start(tenant=tenant_a.tenant, widget_key=tenant_a.widget_key)

@@ -13,7 +13,7 @@ from apps.conversations.models import Conversation, ConversationStatus
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
 from apps.tenants.tests.factories import UserFactory
-from apps.workspace import handoff, selectors, services
+from apps.workspace import assignment, inbox_settings, selectors, services
 from apps.workspace.models import AgentPresence, AssignmentMode, PresenceStatus
 from tests.support.chat import chat_settings, console_socket, open_chat, receive_until  # noqa: F401
 
@@ -26,7 +26,7 @@ def db(fn, *args, **kwargs):
 
 
 def _setup(world):
-    inbox = services.inbox_update(
+    inbox = inbox_settings.inbox_update(
         inbox=selectors.inbox_default(tenant=world.tenant), assignment=AssignmentMode.ROUND_ROBIN
     )
     agents = []
@@ -87,8 +87,8 @@ async def test_handoff_goes_to_an_online_agent_and_passes_on_when_they_leave(
     await first_console.disconnect()
     later = timezone.now() + timedelta(seconds=settings.AGENT_PRESENCE_GRACE_SECONDS + 1)
     monkeypatch.setattr(timezone, "now", lambda: later)
-    await db(handoff.agent_presence_seen, tenant=tenant_a.tenant, user=second)  # its heartbeat
-    assert await db(handoff.presence_sweep) == 1
+    await db(assignment.agent_presence_seen, tenant=tenant_a.tenant, user=second)  # its heartbeat
+    assert await db(assignment.presence_sweep) == 1
     _, joined = await receive_until(customer, "agent_joined", timeout=10)
     assert joined["agent"]["name"] == "Agent 2"
     conversation = await db(
@@ -133,13 +133,13 @@ async def test_widget_learns_the_team_is_away_for_the_inbox_its_conversation_wou
 
     def setup():
         today = dt.datetime.now(dt.UTC).date()
-        closed = services.inbox_update(
+        closed = inbox_settings.inbox_update(
             inbox=selectors.inbox_default(tenant=tenant_a.tenant),
             office_hours={"mon": [["09:00", "10:00"]]},
             holidays=[today.isoformat(), (today + dt.timedelta(days=1)).isoformat()],
         )
         always = services.inbox_create(tenant=tenant_a.tenant, name="Always in")
-        services.routing_rule_create(
+        inbox_settings.routing_rule_create(
             tenant=tenant_a.tenant, name="Docs", url_contains="/docs", inbox=always
         )
         return closed

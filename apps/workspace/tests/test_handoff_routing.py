@@ -25,7 +25,7 @@ from apps.events.models import Event, EventType
 from apps.tenants.models import Role
 from apps.tenants.services import membership_set
 from apps.tenants.tests.factories import UserFactory
-from apps.workspace import handoff, selectors, services
+from apps.workspace import assignment, inbox_settings, selectors, services, sla
 from apps.workspace.models import (
     AgentPresence,
     AssignmentMode,
@@ -85,7 +85,7 @@ def _handed_off(world, text="I need help"):
 
 def test_rule_routes_by_page_url(tenant_a):
     sales = services.inbox_create(tenant=tenant_a.tenant, name="Sales")
-    rule = services.routing_rule_create(
+    rule = inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Pricing page", url_contains="/Pricing", inbox=sales
     )
     on_pricing = _start(tenant_a, page_url="https://acme.example.com/pricing?plan=pro")
@@ -100,7 +100,7 @@ def test_rule_routes_by_page_url(tenant_a):
 
 def test_rule_routes_by_language_including_regional_variants(tenant_a):
     german = services.inbox_create(tenant=tenant_a.tenant, name="Deutsch")
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="German", languages=["de"], inbox=german
     )
     assert _inbox_of(_start(tenant_a, language="de-AT")) == german
@@ -111,7 +111,7 @@ def test_rule_routes_by_language_including_regional_variants(tenant_a):
 def test_rule_routes_by_token_field_and_groups(tenant_a):
     vip = services.inbox_create(tenant=tenant_a.tenant, name="VIP")
     partners = services.inbox_create(tenant=tenant_a.tenant, name="Partners")
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant,
         name="Enterprise plan",
         token_field="plan",
@@ -119,7 +119,7 @@ def test_rule_routes_by_token_field_and_groups(tenant_a):
         inbox=vip,
         priority=Priority.HIGH,
     )
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant,
         name="Partner group",
         token_field="groups",
@@ -143,7 +143,7 @@ def test_rule_on_a_keyword_forces_handoff_and_the_assistant_never_answers(tenant
     from apps.assistant.services import answer_message
 
     billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant,
         name="Billing disputes",
         keywords=["chargeback", "billing dispute"],
@@ -180,7 +180,7 @@ def test_rule_on_a_keyword_forces_handoff_and_the_assistant_never_answers(tenant
 
 def test_keywords_match_whole_words_only(tenant_a):
     billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Refunds", keywords=["refund"], inbox=billing, hand_off=True
     )
     conversation = _start(tenant_a)
@@ -192,14 +192,14 @@ def test_keywords_match_whole_words_only(tenant_a):
 def test_rules_are_tried_in_order_and_inactive_ones_are_skipped(tenant_a):
     first = services.inbox_create(tenant=tenant_a.tenant, name="First")
     second = services.inbox_create(tenant=tenant_a.tenant, name="Second")
-    off = services.routing_rule_create(
+    off = inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Off", url_contains="/shop", inbox=second, position=0
     )
-    services.routing_rule_update(rule=off, is_active=False)
-    services.routing_rule_create(
+    inbox_settings.routing_rule_update(rule=off, is_active=False)
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Shop", url_contains="/shop", inbox=first, position=1
     )
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Everything", inbox=second, position=2
     )
     assert _inbox_of(_start(tenant_a, page_url="https://acme.example.com/shop")) == first
@@ -208,8 +208,8 @@ def test_rules_are_tried_in_order_and_inactive_ones_are_skipped(tenant_a):
 
 def test_inbox_with_the_assistant_off_hands_off_at_once(tenant_a):
     humans = services.inbox_create(tenant=tenant_a.tenant, name="Humans only")
-    services.inbox_update(inbox=humans, assistant_enabled=False)
-    services.routing_rule_create(
+    inbox_settings.inbox_update(inbox=humans, assistant_enabled=False)
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Support site", url_contains="support.", inbox=humans
     )
     conversation = _start(tenant_a, page_url="https://support.acme.example.com/")
@@ -222,18 +222,18 @@ def test_inbox_with_the_assistant_off_hands_off_at_once(tenant_a):
 def test_rule_cannot_name_another_tenants_inbox_or_widget_key(tenant_a, tenant_b):
     theirs = selectors.inbox_default(tenant=tenant_b.tenant)
     with pytest.raises(NotFoundError):
-        services.routing_rule_create(tenant=tenant_a.tenant, name="x", inbox=theirs)
+        inbox_settings.routing_rule_create(tenant=tenant_a.tenant, name="x", inbox=theirs)
     with pytest.raises(NotFoundError):
-        services.routing_rule_create(
+        inbox_settings.routing_rule_create(
             tenant=tenant_a.tenant, name="x", widget_key=tenant_b.widget_key, hand_off=True
         )
     with pytest.raises(ApplicationError):
-        services.routing_rule_create(tenant=tenant_a.tenant, name="no action", keywords=["x"])
+        inbox_settings.routing_rule_create(tenant=tenant_a.tenant, name="no action", keywords=["x"])
 
 
 def test_a_routed_conversation_is_seen_only_by_agents_granted_that_inbox(tenant_a):
     billing = services.inbox_create(tenant=tenant_a.tenant, name="Billing")
-    services.routing_rule_create(tenant=tenant_a.tenant, name="All", inbox=billing)
+    inbox_settings.routing_rule_create(tenant=tenant_a.tenant, name="All", inbox=billing)
     services.inbox_grant(
         inbox=selectors.inbox_default(tenant=tenant_a.tenant), agent=tenant_a.agent
     )
@@ -248,14 +248,14 @@ def test_a_routed_conversation_is_seen_only_by_agents_granted_that_inbox(tenant_
 
 def _auto_inbox(world, mode=AssignmentMode.ROUND_ROBIN, capacity=0):
     inbox = selectors.inbox_default(tenant=world.tenant)
-    return services.inbox_update(inbox=inbox, assignment=mode, agent_capacity=capacity)
+    return inbox_settings.inbox_update(inbox=inbox, assignment=mode, agent_capacity=capacity)
 
 
 def test_round_robin_among_online_agents_skips_away_ones(tenant_a, clock):
     inbox = _auto_inbox(tenant_a)
     first, second, away = _agents(tenant_a, 3, inbox)
     for agent in (first, second):
-        handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+        assignment.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
         clock.advance(1)
     assigned = []
     for _ in range(4):
@@ -268,11 +268,11 @@ def test_round_robin_among_online_agents_skips_away_ones(tenant_a, clock):
 def test_assignment_respects_capacity_and_fills_when_an_agent_comes_online(tenant_a, clock):
     inbox = _auto_inbox(tenant_a, capacity=1)
     first, second = _agents(tenant_a, 2, inbox)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=first)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=first)
     one, two = _handed_off(tenant_a), _handed_off(tenant_a)
     assert one.assigned_agent == first and one.status == ConversationStatus.WITH_AGENT
     assert two.assigned_agent is None and two.status == ConversationStatus.WAITING_FOR_HUMAN
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=second)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=second)
     two.refresh_from_db()
     assert two.assigned_agent == second and two.status == ConversationStatus.WITH_AGENT
 
@@ -280,9 +280,9 @@ def test_assignment_respects_capacity_and_fills_when_an_agent_comes_online(tenan
 def test_least_busy_picks_the_agent_with_fewest_open_conversations(tenant_a, clock):
     inbox = _auto_inbox(tenant_a, mode=AssignmentMode.LEAST_BUSY)
     busy, free = _agents(tenant_a, 2, inbox)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=busy)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=busy)
     _handed_off(tenant_a), _handed_off(tenant_a)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=free)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=free)
     clock.advance(1)
     assert _handed_off(tenant_a).assigned_agent == free
     clock.advance(1)
@@ -292,7 +292,7 @@ def test_least_busy_picks_the_agent_with_fewest_open_conversations(tenant_a, clo
 def test_online_members_without_a_grant_are_never_assigned(tenant_a, clock):
     _auto_inbox(tenant_a)
     for boss in (tenant_a.owner, tenant_a.admin, tenant_a.agent):
-        handoff.agent_presence_seen(tenant=tenant_a.tenant, user=boss)
+        assignment.agent_presence_seen(tenant=tenant_a.tenant, user=boss)
     conversation = _handed_off(tenant_a)
     assert conversation.assigned_agent is None
     assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
@@ -301,30 +301,30 @@ def test_online_members_without_a_grant_are_never_assigned(tenant_a, clock):
 def test_manual_inbox_never_assigns(tenant_a, clock):
     inbox = selectors.inbox_default(tenant=tenant_a.tenant)
     (agent,) = _agents(tenant_a, 1, inbox)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
     assert _handed_off(tenant_a).assigned_agent is None
 
 
 def test_agent_whose_console_goes_quiet_is_away_and_their_conversations_pass_on(tenant_a, clock):
     inbox = _auto_inbox(tenant_a)
     leaving, staying = _agents(tenant_a, 2, inbox)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=leaving)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=leaving)
     conversation = _handed_off(tenant_a)
     assert conversation.assigned_agent == leaving
     clock.advance(30)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=staying)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=staying)
     # Within the grace period (a reload, a flaky network) nothing changes.
     clock.advance(20)
-    assert handoff.presence_sweep() == 0
+    assert assignment.presence_sweep() == 0
     clock.advance(15)
-    assert handoff.presence_sweep() == 1
+    assert assignment.presence_sweep() == 1
     conversation.refresh_from_db()
     assert conversation.assigned_agent == staying
     presence = AgentPresence.objects.for_tenant(tenant_a.tenant).get(user=leaving)
     assert presence.status == PresenceStatus.AWAY
     # The last agent leaves too: the conversation waits in the queue again.
     clock.advance(120)
-    assert handoff.presence_sweep() == 1
+    assert assignment.presence_sweep() == 1
     conversation.refresh_from_db()
     assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
     assert conversation.assigned_agent is None
@@ -334,9 +334,9 @@ def test_presence_of_one_tenant_never_assigns_in_another(tenant_a, tenant_b, clo
     _auto_inbox(tenant_a)
     _auto_inbox(tenant_b)
     (theirs,) = _agents(tenant_b, 1, selectors.inbox_default(tenant=tenant_b.tenant))
-    handoff.agent_presence_seen(tenant=tenant_b.tenant, user=theirs)
+    assignment.agent_presence_seen(tenant=tenant_b.tenant, user=theirs)
     # Not a member of tenant A: seeing them there records nothing.
-    assert handoff.agent_presence_seen(tenant=tenant_a.tenant, user=theirs) is False
+    assert assignment.agent_presence_seen(tenant=tenant_a.tenant, user=theirs) is False
     assert _handed_off(tenant_a).assigned_agent is None
     assert _handed_off(tenant_b).assigned_agent == theirs
 
@@ -346,7 +346,7 @@ def test_presence_of_one_tenant_never_assigns_in_another(tenant_a, tenant_b, clo
 
 def _sla_inbox(world, *, first_response=0, resolution=0):
     inbox = selectors.inbox_default(tenant=world.tenant)
-    return services.inbox_update(
+    return inbox_settings.inbox_update(
         inbox=inbox, first_response_minutes=first_response, resolution_minutes=resolution
     )
 
@@ -359,11 +359,11 @@ def test_missed_first_response_is_recorded_once_and_flagged_in_the_console(tenan
     _sla_inbox(tenant_a, first_response=5)
     conversation = _handed_off(tenant_a)
     clock.advance(4 * 60)
-    assert handoff.sla_check() == 0
+    assert sla.sla_check() == 0
     clock.advance(2 * 60)
-    assert handoff.sla_check() == 1
+    assert sla.sla_check() == 1
     clock.advance(60)
-    assert handoff.sla_check() == 0
+    assert sla.sla_check() == 0
     (event,) = _breaches(tenant_a)
     assert event.payload["conversation_id"] == str(conversation.public_id)
     assert event.payload["target"] == "first_response"
@@ -376,7 +376,7 @@ def test_first_reply_in_time_meets_the_target(tenant_a, clock):
     clock.advance(3 * 60)
     chat.message_post_agent(conversation=conversation, agent=tenant_a.admin, content="Hi!")
     clock.advance(10 * 60)
-    assert handoff.sla_check() == 0
+    assert sla.sla_check() == 0
     assert not _breaches(tenant_a).exists()
     route = ConversationInbox.objects.for_tenant(tenant_a.tenant).get(conversation=conversation)
     assert route.first_response_due_at is None  # met: no longer watched
@@ -390,7 +390,7 @@ def test_unresolved_conversation_breaches_the_resolution_target(tenant_a, tenant
     clock.advance(30 * 60)
     chat.conversation_resolve(conversation=on_time)
     clock.advance(31 * 60)
-    assert handoff.sla_check() == 1
+    assert sla.sla_check() == 1
     (event,) = _breaches(tenant_a)
     assert event.payload == {
         **event.payload,
@@ -407,7 +407,7 @@ def test_dashboard_counts_sla_breaches_of_its_tenant_only(tenant_a, tenant_b, cl
     _handed_off(tenant_b)
     _handed_off(tenant_b)
     clock.advance(120)
-    assert handoff.sla_check() == 3
+    assert sla.sla_check() == 3
     client.force_login(tenant_a.owner)
     page = client.get("/dashboard/?tenant=acme").content.decode()
     assert 'data-metric="sla_breaches">1<' in page
@@ -416,17 +416,19 @@ def test_dashboard_counts_sla_breaches_of_its_tenant_only(tenant_a, tenant_b, cl
 def test_agent_who_switches_to_away_gets_nothing_until_back(tenant_a, clock):
     inbox = _auto_inbox(tenant_a)
     (agent,) = _agents(tenant_a, 1, inbox)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
     conversation = _handed_off(tenant_a)
     assert conversation.assigned_agent == agent
-    assert handoff.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=True) == "away"
+    assert assignment.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=True) == "away"
     conversation.refresh_from_db()
     assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
     # The open console keeps being seen, but the agent stays away by their own choice.
     clock.advance(10)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=agent)
     assert _handed_off(tenant_a).assigned_agent is None
-    assert handoff.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=False) == "online"
+    assert (
+        assignment.agent_presence_choose(tenant=tenant_a.tenant, user=agent, away=False) == "online"
+    )
     conversation.refresh_from_db()
     assert conversation.assigned_agent == agent
 
@@ -434,10 +436,10 @@ def test_agent_who_switches_to_away_gets_nothing_until_back(tenant_a, clock):
 def test_rules_on_the_handoff_reason_and_answerability_wait_for_the_handoff(tenant_a):
     unsure = services.inbox_create(tenant=tenant_a.tenant, name="Unsure answers")
     asked = services.inbox_create(tenant=tenant_a.tenant, name="Asked for a person")
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant, name="Weak answer", answerability_below=0.4, inbox=unsure
     )
-    services.routing_rule_create(
+    inbox_settings.routing_rule_create(
         tenant=tenant_a.tenant,
         name="Wants a person",
         handoff_reasons=[HandoffReason.CUSTOMER_REQUEST],
@@ -452,10 +454,10 @@ def test_rules_on_the_handoff_reason_and_answerability_wait_for_the_handoff(tena
     assert _inbox_of(weak) == unsure
     assert _inbox_of(_handed_off(tenant_a)) == asked
     with pytest.raises(ApplicationError):
-        services.routing_rule_create(
+        inbox_settings.routing_rule_create(
             tenant=tenant_a.tenant, name="x", handoff_reasons=["bored"], inbox=asked
         )
     with pytest.raises(ApplicationError):
-        services.routing_rule_create(
+        inbox_settings.routing_rule_create(
             tenant=tenant_a.tenant, name="x", answerability_below=1.5, inbox=asked
         )

@@ -19,7 +19,7 @@ from apps.conversations import services as chat
 from apps.conversations.access import customer_message_post
 from apps.conversations.models import Conversation, ConversationStatus, Message, MessageRole
 from apps.core.errors import ApplicationError
-from apps.workspace import handoff, office_hours, selectors, services
+from apps.workspace import assignment, handoff, inbox_settings, office_hours, selectors, services
 from apps.workspace.models import AssignmentMode, ConversationInbox
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +43,7 @@ def clock(monkeypatch):
 
 def _berlin_inbox(world, **extra):
     inbox = selectors.inbox_default(tenant=world.tenant)
-    return services.inbox_update(
+    return inbox_settings.inbox_update(
         inbox=inbox,
         time_zone="Europe/Berlin",
         office_hours=BERLIN_WEEKDAYS,
@@ -104,7 +104,7 @@ def test_open_and_next_opening_follow_the_inbox_time_zone_and_holidays(tenant_a)
 def test_bad_office_hours_are_refused(tenant_a, field, value):
     inbox = selectors.inbox_default(tenant=tenant_a.tenant)
     with pytest.raises(ApplicationError):
-        services.inbox_update(inbox=inbox, **{field: value})
+        inbox_settings.inbox_update(inbox=inbox, **{field: value})
 
 
 # --- Out of hours ---------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ def test_bad_office_hours_are_refused(tenant_a, field, value):
 def test_out_of_hours_handoff_says_when_the_team_is_back_and_waits_unassigned(tenant_a, clock):
     inbox = _berlin_inbox(tenant_a)
     services.inbox_grant(inbox=inbox, agent=tenant_a.agent)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
     conversation = _handed_off(tenant_a)
     assert conversation.status == ConversationStatus.WAITING_FOR_HUMAN
     assert conversation.assigned_agent is None
@@ -157,7 +157,7 @@ def test_within_hours_the_handoff_is_assigned_as_usual(tenant_a, clock):
     clock.now = TUESDAY
     inbox = _berlin_inbox(tenant_a)
     services.inbox_grant(inbox=inbox, agent=tenant_a.agent)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
     conversation = _handed_off(tenant_a)
     assert conversation.assigned_agent == tenant_a.agent
     assert _system_texts(conversation) == []
@@ -256,7 +256,7 @@ def test_agent_at_the_console_gets_no_email(
     services.inbox_grant(
         inbox=selectors.inbox_default(tenant=tenant_a.tenant), agent=tenant_a.agent
     )
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
     conversation = _handed_off(tenant_a)
     with django_capture_on_commit_callbacks(execute=True):
         services.conversations_assign_bulk(
@@ -269,13 +269,13 @@ def test_agent_at_the_console_gets_no_email(
 def test_waiting_out_of_hours_is_assigned_once_the_team_is_back(tenant_a, clock):
     inbox = _berlin_inbox(tenant_a)
     services.inbox_grant(inbox=inbox, agent=tenant_a.agent)
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
     conversation = _handed_off(tenant_a)
-    handoff.presence_sweep()
+    assignment.presence_sweep()
     conversation.refresh_from_db()
     assert conversation.assigned_agent is None
     clock.now = dt.datetime(2026, 8, 3, 7, 30, tzinfo=dt.UTC)  # Monday 09:30 in Berlin
-    handoff.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
-    handoff.presence_sweep()
+    assignment.agent_presence_seen(tenant=tenant_a.tenant, user=tenant_a.agent)
+    assignment.presence_sweep()
     conversation.refresh_from_db()
     assert conversation.assigned_agent == tenant_a.agent
