@@ -26,8 +26,12 @@ from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
 
+from apps.assistant.engine import answer_question
+from apps.knowledge.models import Chunk, Document
 from apps.tenants.models import Tenant
 from apps.workspace import answer_metrics as metrics
+from apps.workspace import answer_numbers
+from apps.workspace.models import CuratedAnswer
 
 STRATEGIES = ("extractive", "generative", "grounded")
 DEMO_SET = Path(__file__).resolve().parents[1] / "tenants" / "demo" / "answers.jsonl"
@@ -142,9 +146,6 @@ def parse_strategies(value: str | None) -> list[str]:
 
 def knowledge_text(*, tenant: Tenant) -> str:
     """Everything the tenant's answers may draw on: indexed chunks, titles, curated answers."""
-    from apps.knowledge.models import Chunk, Document
-    from apps.workspace.models import CuratedAnswer
-
     parts = list(
         Chunk.objects.for_tenant(tenant).values_list("text", flat=True).distinct().iterator()
     )
@@ -170,8 +171,6 @@ def cited_sources(
     A citation that is not a knowledge document (a curated answer) counts with its title and
     snippet.
     """
-    from apps.knowledge.models import Chunk, Document
-
     documents = {
         d.pk: d
         for d in Document.objects.for_tenant(tenant)
@@ -224,12 +223,6 @@ AnswerFunction = Callable[..., Awaitable[Any]]
 
 
 def _engine() -> AnswerFunction:
-    try:
-        from apps.assistant.engine import answer_question
-    except ImportError as exc:
-        raise AnswerSetError(
-            f"the answer engine (apps.assistant.engine.answer_question) is not available: {exc}."
-        ) from exc
     return answer_question
 
 
@@ -287,7 +280,7 @@ def run_answer_set(
         raise AnswerSetError("--limit must be at least 1.")
     ask = answer_question or _engine()
     questions = list(questions)[:limit] if limit else list(questions)
-    allowed = metrics.knowledge_numbers(knowledge_text(tenant=tenant))
+    allowed = answer_numbers.knowledge_numbers(knowledge_text(tenant=tenant))
     scores: dict[str, list[metrics.AnswerScore]] = {s: [] for s in strategies}
     total = len(questions) * len(strategies)
 

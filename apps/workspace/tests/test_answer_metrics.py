@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.workspace import answer_metrics as m
+from apps.workspace import answer_numbers
 
 KNOWLEDGE = (
     "You have **30 days** from delivery to return it. A prepaid label for parts costs $6.95, "
@@ -12,7 +13,7 @@ KNOWLEDGE = (
     "Call +1 (503) 555-0142, Monday to Friday 8:00 to 18:00. A full charge takes about 5 "
     "hours; charging to 80% takes about 3 hours. Cancel within 2 hours of ordering."
 )
-ALLOWED = m.knowledge_numbers(KNOWLEDGE)
+ALLOWED = answer_numbers.knowledge_numbers(KNOWLEDGE)
 RETURNS_DOC = ["Returns And Refunds", "Returns and Refunds"]
 SHIPPING_DOC = ["Shipping And Delivery", "Shipping and Delivery"]
 
@@ -76,16 +77,21 @@ def test_a_wrong_amount_is_an_invented_number():
 
 def test_an_amount_must_be_an_amount_of_the_knowledge_not_just_any_number():
     # 7 occurs ("7 business days"), $7 does not; 30 occurs, 30 % does not.
-    assert m.invented_numbers("A new battery costs $7.", ALLOWED) == ["amount:7"]
-    assert m.invented_numbers("Refunds take 7 days.", ALLOWED) == []
-    assert m.invented_numbers("You get 30% back.", ALLOWED) == ["percent:30"]
-    assert m.invented_numbers("Charge to 80 percent.", ALLOWED) == []
+    assert answer_numbers.invented_numbers("A new battery costs $7.", ALLOWED) == ["amount:7"]
+    assert answer_numbers.invented_numbers("Refunds take 7 days.", ALLOWED) == []
+    assert answer_numbers.invented_numbers("You get 30% back.", ALLOWED) == ["percent:30"]
+    assert answer_numbers.invented_numbers("Charge to 80 percent.", ALLOWED) == []
 
 
 def test_an_invented_phone_number_and_salary_count():
-    assert m.invented_numbers("Call us on 1-800-555-1234.", ALLOWED) == ["phone:8005551234"]
-    assert m.invented_numbers("Our CEO earns $235,000.", ALLOWED) == ["amount:235000"]
-    assert m.invented_numbers("We are open 9 am to 5 pm.", ALLOWED) == ["time:17:00", "time:9:00"]
+    assert answer_numbers.invented_numbers("Call us on 1-800-555-1234.", ALLOWED) == [
+        "phone:8005551234"
+    ]
+    assert answer_numbers.invented_numbers("Our CEO earns $235,000.", ALLOWED) == ["amount:235000"]
+    assert answer_numbers.invented_numbers("We are open 9 am to 5 pm.", ALLOWED) == [
+        "time:17:00",
+        "time:9:00",
+    ]
 
 
 def test_paraphrased_real_numbers_are_not_invented():
@@ -94,25 +100,25 @@ def test_paraphrased_real_numbers_are_not_invented():
         "business days [2]. Gift cards go up to 1000 dollars. Charging takes five hours, or "
         "three hours to 80 percent. Call (503) 555-0142 or 555-0142 between 8 am and 6 pm."
     )
-    assert m.invented_numbers(answer, ALLOWED) == []
+    assert answer_numbers.invented_numbers(answer, ALLOWED) == []
 
 
 def test_citation_markers_and_list_numbering_are_not_numbers():
     answer = "1. Sign in [12].\n2. Open the order [3, 14].\n3) Click return [15]."
-    assert m.numbers_in(answer) == set()
-    assert m.numbers_in("- 4. Pack it") == set()
+    assert answer_numbers.numbers_in(answer) == set()
+    assert answer_numbers.numbers_in("- 4. Pack it") == set()
 
 
 def test_numbers_from_the_question_may_be_repeated():
     answer = "Above 100 miles the bike cannot be returned [1]."
-    assert m.invented_numbers(answer, ALLOWED) == ["100"]
+    assert answer_numbers.invented_numbers(answer, ALLOWED) == ["100"]
     assert score(question="I rode it 100 miles, can I return it?", content=answer).invented == []
 
 
 def test_spelled_out_numbers_are_compared_as_digits():
-    assert m.words_to_digits("twenty-five or two hours") == "25 or 2 hours"
-    assert m.numbers_in("thirty-one days") == {"31"}
-    assert m.invented_numbers("It takes two hours.", ALLOWED) == []
+    assert answer_numbers.words_to_digits("twenty-five or two hours") == "25 or 2 hours"
+    assert answer_numbers.numbers_in("thirty-one days") == {"31"}
+    assert answer_numbers.invented_numbers("It takes two hours.", ALLOWED) == []
 
 
 def test_invented_number_rate_is_the_share_of_answers_with_one():
