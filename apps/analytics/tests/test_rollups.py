@@ -10,6 +10,7 @@ from apps.analytics.models import DailyTenantStats
 from apps.analytics.services import rollup_compute
 from apps.analytics.tasks import rollup_day
 from apps.analytics.tests.factories import answer, ask, at, citation, move_conversation, resolve
+from apps.conversations import feedback
 from apps.conversations import services as chat
 
 DAY = dt.date(2026, 3, 10)
@@ -47,9 +48,9 @@ def _known_day(world) -> None:
         prompt_tokens=300,
         completion_tokens=80,
     )
-    chat.feedback_record(conversation=c2, kind="thumbs", rating="up", message=a2)
+    feedback.feedback_record(conversation=c2, kind="thumbs", rating="up", message=a2)
     resolve(c2)
-    chat.feedback_record(conversation=c2, kind="csat", rating=5)
+    feedback.feedback_record(conversation=c2, kind="csat", rating=5)
     move_conversation(c2, at(DAY, 10))
 
     # C3: a clarifying question, then a handoff; an agent answers and resolves; CSAT 3.
@@ -69,7 +70,7 @@ def _known_day(world) -> None:
     chat.handoff_request(conversation=c3, reason="low_confidence")
     chat.message_post_agent(conversation=c3, agent=world.agent, content="Let me check.")
     resolve(c3)
-    chat.feedback_record(conversation=c3, kind="csat", rating=3)
+    feedback.feedback_record(conversation=c3, kind="csat", rating=3)
     move_conversation(c3, at(DAY, 11))
 
     # C4: excerpts without the model (extractive), thumbs down, still open.
@@ -83,7 +84,7 @@ def _known_day(world) -> None:
         first_token_ms=700,
         total_ms=800,
     )
-    chat.feedback_record(conversation=c4, kind="thumbs", rating="down", message=a4)
+    feedback.feedback_record(conversation=c4, kind="thumbs", rating="down", message=a4)
     move_conversation(c4, at(DAY, 12))
 
     # C5: opened the widget, wrote nothing.
@@ -207,7 +208,7 @@ def test_dispatched_feedback_event_refreshes_the_days_rollup(tenant_a):
     conversation = chat.conversation_start(tenant=tenant_a.tenant)
     ask(conversation, "Thanks!")
     reply = answer(conversation, citations=[citation()])
-    chat.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=reply)
+    feedback.feedback_record(conversation=conversation, kind="thumbs", rating="up", message=reply)
     event = Event.objects.for_tenant(tenant_a.tenant).get(type=EventType.FEEDBACK_RECEIVED)
 
     dispatch_event(event.pk)
