@@ -11,13 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from apps.analytics.exporter import start_exporter
 from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
-from apps.analytics import metrics
 from apps.analytics.tasks import rollup_day
 from apps.conversations.models import Message, MessageRole
+from apps.core.observability import metrics
+from apps.core.observability.exporter import start_exporter
 from tests.support.chat import open_chat, receive_answer
 from tests.support.knowledge import ingest_text, knowledge_store  # noqa: F401
 from tests.support.llm import llm_server, llm_settings  # noqa: F401

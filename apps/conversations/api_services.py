@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from apps.conversations import services
+from apps.conversations import answering, services
 from apps.conversations.models import (
     Channel,
     Contact,
@@ -269,8 +269,6 @@ def ask(
     the question's message and the assistant's final message (a hand-off notice when it hands
     off). The answer flow is the chat's own, so a watching agent sees it live.
     """
-    from apps.assistant.services import answer_message
-
     question = (question or "").strip()
     if not question:
         raise ApplicationError("The question is empty.", extra={"question": ""})
@@ -284,7 +282,7 @@ def ask(
             extra={"status": conversation.status},
         )
     message, _ = services.message_post_customer(conversation=conversation, text=question)
-    async_to_sync(answer_message)(
+    async_to_sync(answering.answerer().answer_message)(
         conversation=conversation,
         message=message,
         access_groups=list(conversation.access_groups or []),

@@ -20,8 +20,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from apps.analytics import metrics
-from apps.conversations import selectors, services
+from apps.conversations import answering, selectors, services
 from apps.conversations.access import (
     MAX_CLIENT_ID,
     Session,
@@ -33,6 +32,7 @@ from apps.conversations.access import (
 from apps.conversations.models import Conversation, FeedbackKind, HandoffReason, MessageRole
 from apps.core import ratelimit, realtime
 from apps.core.asyncdb import db_async
+from apps.core.observability import metrics
 from apps.core.errors import (
     ApplicationError,
     PermissionDeniedError,
@@ -332,22 +332,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     def embed_early(self, text: str) -> None:
         """Embed the question while it is stored: the embedder remembers the vector, so the
         answer's retrieval finds it ready (a question answered by a person wastes ~3 ms)."""
-        from apps.assistant.services import embed_ahead
-
         if settings.ASSISTANT_MODE != "echo":
-            self.keep(asyncio.create_task(embed_ahead(text)))
+            self.keep(asyncio.create_task(answering.answerer().embed_ahead(text)))
 
     def keep(self, task: asyncio.Task) -> None:
         self.answer_tasks.add(task)
         task.add_done_callback(self.answer_tasks.discard)
 
     async def answer(self, message: Any) -> None:
-        from apps.assistant.services import answer_message
-
         # One answer at a time per connection, in the order the customer wrote.
         async with self.answer_lock:
             try:
-                await answer_message(
+                await answering.answerer().answer_message(
                     conversation=self.session.conversation,
                     message=message,
                     access_groups=self.session.access_groups,
@@ -380,13 +376,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.keep(asyncio.create_task(self.confirm_action(conversation, call_id, accept)))
 
     async def confirm_action(self, conversation: Conversation, call_id: str, accept: bool) -> None:
-        from apps.assistant.actions_turn import confirm
-
         claims = self.session.claims or {}
         who = f"customer {claims.get('sub')}" if claims.get("sub") else "anonymous visitor"
         async with self.answer_lock:
             try:
-                frame = await confirm(
+                frame = await answering.answerer().confirm_action(
                     conversation=conversation, call_id=call_id, accept=accept, by=who
                 )
             except Exception:
@@ -415,13 +409,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     @staticmethod
     def request_handoff(conversation: Conversation) -> bool:
-        from apps.assistant.prompts import CUSTOMER_REQUEST_TEXT
-
         changed = services.handoff_request(
             conversation=conversation, reason=HandoffReason.CUSTOMER_REQUEST
         )
         if changed:
-            services.message_post_system(conversation=conversation, content=CUSTOMER_REQUEST_TEXT)
+            text = answering.answerer().customer_request_text
+            services.message_post_system(conversation=conversation, content=text)
         return changed
 
     async def on_feedback(self, content: dict[str, Any]) -> None:
