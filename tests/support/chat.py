@@ -13,6 +13,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from apps.conversations import services
 from supportai.routing import websocket_urlpatterns
 
 application = URLRouter(websocket_urlpatterns)
@@ -133,3 +134,20 @@ async def console_socket(
     if origin:
         headers.append((b"origin", origin))
     return WebsocketCommunicator(application, f"/ws/console/?tenant={slug}", headers=headers)
+
+
+def conversation_with_messages(world: Any, count: int, **kwargs: Any) -> Any:
+    """A conversation of `world`'s widget key with `count` customer messages m0, m1, ..."""
+    conversation = services.conversation_start(
+        tenant=world.tenant, widget_key=world.widget_key, **kwargs
+    )
+    for i in range(count):
+        services.message_post_customer(conversation=conversation, text=f"m{i}", client_id=f"c{i}")
+    return conversation
+
+
+async def send_message(communicator: WebsocketCommunicator, text: str, client_id: str) -> dict:
+    """Send a customer message and return its echo."""
+    await communicator.send_json_to({"type": "message", "client_id": client_id, "text": text})
+    _, echo = await receive_until(communicator, "message", timeout=10)
+    return echo
