@@ -19,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.actions.demo_orders import DEMO_CUSTOMERS
 from apps.assistant.services import answer_message
 from apps.conversations import selectors
 from apps.conversations.access import (
@@ -38,6 +39,7 @@ from apps.core.errors import (
 )
 from apps.tenants.models import WidgetKey
 from apps.tenants.selectors import tenant_get_by_slug
+from apps.tenants.services import end_user_token_sign
 
 logger = logging.getLogger(__name__)
 
@@ -289,9 +291,6 @@ def _demo_context() -> dict[str, Any]:
 def _demo_user_token(tenant: Any, customer: str) -> str:
     """`?customer=cust_alice`: the page signs the visitor in as that demo customer, as a
     company's own site would, so identity-bound actions (order status) work in the demo."""
-    from apps.actions.demo_orders import DEMO_CUSTOMERS
-    from apps.tenants.services import end_user_token_sign
-
     known = DEMO_CUSTOMERS.get(customer)
     if known is None:
         return ""
