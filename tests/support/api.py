@@ -91,3 +91,16 @@ def assert_unchanged(world: Any, objects: dict[str, Any]) -> None:
     assert Source.objects.for_tenant(tenant).get(pk=objects["source"].pk).status == "idle"
     assert Document.objects.for_tenant(tenant).filter(pk=objects["document"].pk).exists()
     assert Feedback.objects.for_tenant(tenant).get().rating == "4"
+
+
+def create_subscription(
+    client: Any, key: str, url: str = "http://127.0.0.1:9/hook", **extra: Any
+) -> Any:
+    """POST a webhook subscription to every event with the idempotency key `key`."""
+    return client.post(
+        f"{API}/webhooks/subscriptions/",
+        {"url": url, "event_types": ["*"]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=key,
+        **extra,
+    )
