@@ -67,3 +67,26 @@ def identity_of(conversation: Any) -> dict[str, Any] | None:
 
 
 PENDING_STATUSES = (CallStatus.NEEDS_PARAMETERS, CallStatus.PENDING_CONFIRMATION)
+
+
+def call_console_rows(*, conversation: Any) -> list[dict[str, Any]]:
+    """The conversation's action calls as the agent console shows them, oldest first."""
+    calls = (
+        ActionCall.objects.for_tenant(conversation.tenant_id)
+        .filter(conversation=conversation)
+        .order_by("id")
+    )
+    return [
+        {
+            "id": str(call.public_id),
+            "action": call.action_name,
+            "status": call.status,
+            "params": call.params,
+            "http_status": call.http_status,
+            "latency_ms": call.latency_ms,
+            "error": call.error,
+            "confirmed_by": call.confirmed_by,
+            "created_at": call.created_at.isoformat(),
+        }
+        for call in calls
+    ]

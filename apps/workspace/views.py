@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.actions import selectors as action_selectors
 from apps.core import permissions
 from apps.core.errors import ApplicationError, NotFoundError, error_response
 from apps.tenants.models import Role, Tenant
@@ -79,6 +80,8 @@ def _conversation_json(conversation: Any) -> dict[str, Any]:
             selectors.message_console_wire(m)
             for m in selectors.transcript(conversation=conversation)
         ],
+        # What the assistant looked up or changed in the company's systems (apps/actions).
+        "action_calls": action_selectors.call_console_rows(conversation=conversation),
     }
 
 

@@ -196,3 +196,24 @@ def test_metrics_count_action_calls(client, settings, tenant_a, action_a, call_a
     # call_a was refused (the action is bound to a signed-in customer it did not have).
     assert 'supportai_action_calls_total{outcome="refused",status="refused"}' in text
     assert "supportai_action_call_seconds_bucket" in text
+
+
+def test_agents_see_the_calls_in_the_console(client, tenant_a, call_a):
+    from django.urls import reverse
+
+    from apps.workspace import selectors as workspace_selectors
+    from apps.workspace import services as workspace_services
+
+    workspace_services.inbox_grant(
+        inbox=workspace_selectors.inbox_default(tenant=tenant_a.tenant), agent=tenant_a.agent
+    )
+    client.force_login(tenant_a.agent)
+    url = reverse(
+        "workspace:conversation",
+        kwargs={"slug": "acme", "conversation_id": call_a.conversation.public_id},
+    )
+    response = client.get(url)
+    assert response.status_code == 200, response.content[:300]
+    [row] = response.json()["action_calls"]
+    assert row["action"] == "order_status" and row["status"] == "refused"
+    assert row["params"] == {"order_number": "NW-482913"}
