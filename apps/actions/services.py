@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from apps.actions import crypto, matching, metrics, runner
+from apps.actions import crypto, matching, runner
 from apps.actions.models import FINAL_STATUSES, Action, ActionCall, CallStatus, HttpMethod
 from apps.core.errors import ApplicationError
+from apps.core.observability import metrics
 from apps.events.models import EventType
 from apps.events.services import event_record
 
@@ -224,7 +225,7 @@ def call_open(
         finished_at=timezone.now() if status in FINAL_STATUSES else None,
     )
     if status == CallStatus.REFUSED:
-        metrics.observe(status=status, kind="refused")
+        metrics.action_call_observed(status=status, kind="refused")
     return call
 
 
@@ -349,7 +350,9 @@ def call_finish(*, call: ActionCall, action: Action | None, outcome: runner.Outc
             "updated_at",
         ]
     )
-    metrics.observe(status=call.status, kind=outcome.kind, latency_ms=outcome.latency_ms)
+    metrics.action_call_observed(
+        status=call.status, kind=outcome.kind, latency_ms=outcome.latency_ms
+    )
     conversation = call.conversation
     event_record(
         tenant=call.tenant,

@@ -14,10 +14,10 @@ import pytest
 
 from apps.actions import services
 from apps.actions.demo_orders import OrderService, action_definitions
-from apps.actions.metrics import ACTION_CALLS
 from apps.actions.models import Action, ActionCall, CallStatus
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.core.asyncdb import db_async
+from apps.core.observability.metrics import ACTION_CALLS
 from apps.events.models import Event
 from apps.tenants.services import end_user_token_sign
 from tests.support.chat import drain, open_chat, receive_answer, receive_until

@@ -95,6 +95,35 @@ WEBSOCKET_CONNECTIONS = Gauge(
 )
 EVENTS = Counter("supportai_events", "Domain events dispatched, by type.", ["type"])
 DRIFT_ALERTS = Counter("supportai_drift_alerts", "Drift alerts recorded, by kind.", ["kind"])
+# Action calls (apps.actions): HTTP calls into a company's systems. Status and outcome kind come
+# from fixed sets; action names are the tenants' own words and are not labels.
+ACTION_STATUSES = frozenset({"succeeded", "failed", "refused", "declined"})
+ACTION_KINDS = frozenset(
+    {
+        "succeeded",
+        "not_found",
+        "refused",
+        "refused_address",
+        "timeout",
+        "connection",
+        "http_error",
+        "too_large",
+        "bad_response",
+        "bad_request",
+        "declined",
+    }
+)
+ACTION_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ACTION_CALLS = Counter(
+    "supportai_action_calls",
+    "Action calls (HTTP calls into a company's systems), by status and outcome.",
+    ["status", "outcome"],
+)
+ACTION_SECONDS = Histogram(
+    "supportai_action_call_seconds",
+    "Time one action's HTTP call took.",
+    buckets=ACTION_LATENCY_BUCKETS,
+)
 CELERY_TASK_SECONDS = Histogram(
     "supportai_celery_task_seconds",
     "Run time of Celery tasks, by task name and outcome.",
@@ -224,6 +253,16 @@ def event_dispatched(event_type: str, *, known: Collection[str]) -> None:
 
 def drift_alert_recorded(kind: str) -> None:
     DRIFT_ALERTS.labels(kind=kind).inc()
+
+
+def action_call_observed(*, status: str, kind: str, latency_ms: int | None = None) -> None:
+    """One action call ended (apps.actions): its status, outcome kind and HTTP latency."""
+    ACTION_CALLS.labels(
+        status=status if status in ACTION_STATUSES else "other",
+        outcome=kind if kind in ACTION_KINDS else "other",
+    ).inc()
+    if latency_ms is not None and status != "refused":
+        ACTION_SECONDS.observe(latency_ms / 1000)
 
 
 # --- Celery tasks ---------------------------------------------------------------------------------
