@@ -32,7 +32,6 @@ from apps.conversations.access import (
 from apps.conversations.models import Conversation, FeedbackKind, HandoffReason, MessageRole
 from apps.core import ratelimit, realtime
 from apps.core.asyncdb import db_async
-from apps.core.observability import metrics
 from apps.core.errors import (
     ApplicationError,
     PermissionDeniedError,
@@ -40,6 +39,7 @@ from apps.core.errors import (
     close_code,
     error_frame,
 )
+from apps.core.observability import metrics
 from apps.tenants.selectors import widget_settings
 
 logger = logging.getLogger(__name__)
