@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
-from apps.conversations import answering, services
+from apps.conversations import answering, feedback, services
 from apps.conversations.models import (
     Channel,
     Contact,
@@ -231,7 +231,7 @@ def feedback_create(
 ) -> Feedback:
     """Thumbs on an assistant answer when a message is named; CSAT for the conversation else."""
     if message_id is None:
-        return services.feedback_record(
+        return feedback.feedback_record(
             conversation=conversation, kind=FeedbackKind.CSAT, rating=rating, comment=comment
         )
     message = message_get(conversation=conversation, message_id=message_id)
@@ -243,7 +243,7 @@ def feedback_create(
         raise ApplicationError(
             "Only assistant answers take thumbs.", extra={"message_id": message_id}
         )
-    return services.feedback_record(
+    return feedback.feedback_record(
         conversation=conversation,
         kind=FeedbackKind.THUMBS,
         rating=rating,

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from apps.conversations import answering, selectors, services
+from apps.conversations import answering, feedback, selectors, services
 from apps.conversations.access import (
     MAX_CLIENT_ID,
     Session,
@@ -46,9 +46,7 @@ logger = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_COMMENT = 2000
-CLIENT_TYPES = frozenset(
-    {"message", "typing", "handoff", "feedback", "csat", "ping", "confirm"}
-)
+CLIENT_TYPES = frozenset({"message", "typing", "handoff", "feedback", "csat", "ping", "confirm"})
 
 
 def _query(scope: dict[str, Any]) -> dict[str, str]:
@@ -438,7 +436,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         message = selectors.message_by_seq(conversation=conversation, seq=message_id)
         if message is None or message.role not in {MessageRole.ASSISTANT, MessageRole.AGENT}:
             return False
-        services.feedback_record(
+        feedback.feedback_record(
             conversation=conversation, kind=FeedbackKind.THUMBS, rating=rating, message=message
         )
         return True
@@ -455,7 +453,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if conversation is None:
             await self.send_error("invalid", "There is no conversation to rate yet.")
             return
-        await db_async(services.feedback_record)(
+        await db_async(feedback.feedback_record)(
             conversation=conversation, kind=FeedbackKind.CSAT, rating=score, comment=comment
         )
         await self.send_json({"type": "feedback_ack", "message_id": None})
