@@ -49,7 +49,9 @@ def found(question: str, chunks=SHOP) -> evidence.Evidence:
     ],
 )
 def test_question_words_the_knowledge_never_uses_are_missing(question, missing):
-    assert evidence.missing_terms(question=question, chunks=SHOP, encode=retrieval.encode) == missing
+    assert (
+        evidence.missing_terms(question=question, chunks=SHOP, encode=retrieval.encode) == missing
+    )
 
 
 def test_missing_words_and_a_price_without_an_amount_lower_answerability():
