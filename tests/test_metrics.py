@@ -123,7 +123,7 @@ async def test_metrics_expose_answer_histograms_after_a_real_chat(tenant_a, sett
     assert value("supportai_websocket_connections") == sockets
 
     stored = await sync_to_async(
-        lambda: Message.objects.for_tenant(tenant_a.tenant).get(pk=done["message"]["id"])
+        lambda: Message.objects.for_tenant(tenant_a.tenant).get(seq=done["message"]["id"])
     )()
     assert stored.role == MessageRole.ASSISTANT and stored.decision == "answer"
     # Nothing here calls the metrics: the chat path itself observed the stored answer.

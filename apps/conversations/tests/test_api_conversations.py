@@ -149,11 +149,12 @@ def test_agent_reply_reaches_the_conversation_live(
     finally:
         async_to_sync(layer.group_discard)(group, channel)
     frame = next(f["payload"] for f in frames if f["payload"]["type"] == "message")
-    assert frame["message"]["id"] == body["id"]
     assert frame["message"]["content"] == "Hi, I'm Ann."
 
     stored = Message.objects.for_tenant(tenant_a.tenant).get(pk=body["id"])
     assert stored.conversation_id == conversation.pk and stored.author == tenant_a.agent
+    # The REST API names the message by its key, the chat frame by its number in the conversation.
+    assert frame["message"]["id"] == stored.seq
     event = Event.objects.for_tenant(tenant_a.tenant).filter(type=EventType.MESSAGE_CREATED).last()
     assert event.payload["message_id"] == body["id"] and event.payload["role"] == "agent"
     conversation.refresh_from_db()
