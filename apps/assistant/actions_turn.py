@@ -438,4 +438,5 @@ def _confirm_and_answer(*, conversation: Any, call_id: str, accept: bool, by: st
     return {"type": "action_status", "call_id": call_id, "status": call.status}
 
 
-confirm = db_async(_confirm_and_answer)
+# The HTTP call may take the action's whole timeout: not on the one thread-sensitive thread.
+confirm = db_async(_confirm_and_answer, thread_sensitive=False)
