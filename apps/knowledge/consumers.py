@@ -15,32 +15,26 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
-from apps.core.errors import NotFoundError
+from apps.core.errors import ApplicationError, PermissionDeniedError, close_code
 from apps.tenants.models import Role
 
 FORWARDED_TYPES = frozenset({"source.progress", "reindex.progress"})
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 
 
 @db_async
-def _groups_for(user: Any, slug: str | None) -> list[str] | None:
-    """Groups the user may join, or None when they may not watch what they asked for."""
-    tenants = permissions.staff_tenants(user=user, min_role=Role.AGENT)
+def _groups_for(user: Any, slug: str | None) -> list[str]:
+    """Groups the user may join; an ApplicationError when they may not watch what they asked."""
     if slug:
-        try:
-            tenant = permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
-        except NotFoundError:
-            return None
+        tenant = permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
         groups = [realtime.tenant_group(tenant.pk)]
-    elif not user.is_active or not user.is_staff:
-        return None
-    elif user.is_superuser:
+    elif user.is_superuser and user.is_active and user.is_staff:
         groups = []
     else:
+        tenants = permissions.staff_tenants(user=user, min_role=Role.AGENT)
         groups = [realtime.tenant_group(t.pk) for t in tenants]
         if not groups:
-            return None
+            raise PermissionDeniedError("You are not a staff member of any tenant.")
     if user.is_superuser:
         groups.append(realtime.knowledge_admin_group())
     return groups
@@ -54,9 +48,10 @@ class KnowledgeAdminConsumer(AsyncJsonWebsocketConsumer):
             return
         query = parse_qs((self.scope.get("query_string") or b"").decode())
         slug = (query.get("tenant") or [None])[0]
-        groups = await _groups_for(user, slug)
-        if groups is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+        try:
+            groups = await _groups_for(user, slug)
+        except ApplicationError as exc:
+            await self.close(code=close_code(exc))
             return
         self.groups_joined = groups
         for group in groups:

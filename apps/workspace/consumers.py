@@ -20,14 +20,13 @@ from django.conf import settings
 
 from apps.core import permissions, realtime
 from apps.core.asyncdb import db_async
-from apps.core.errors import NotFoundError, error_frame
+from apps.core.errors import ApplicationError, NotFoundError, close_code, error_frame
 from apps.tenants.models import Role
 from apps.workspace import assignment, selectors
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
 CHAT_TYPES = frozenset(
     {"message", "token", "message_done", "typing", "handoff", "agent_joined", "status"}
 )
@@ -38,10 +37,7 @@ MESSAGE_FRAMES = frozenset({"message", "message_done"})
 
 @db_async
 def _tenant_for(user: Any, slug: str | None) -> Any:
-    try:
-        return permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
-    except NotFoundError:
-        return None
+    return permissions.resolve_tenant(user=user, slug=slug, min_role=Role.AGENT)
 
 
 @db_async
@@ -88,9 +84,10 @@ class ConsoleConsumer(AsyncJsonWebsocketConsumer):
             return
         query = parse_qs((self.scope.get("query_string") or b"").decode())
         slug = (query.get("tenant") or [None])[0]
-        self.tenant = await _tenant_for(self.user, slug)
-        if self.tenant is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+        try:
+            self.tenant = await _tenant_for(self.user, slug)
+        except ApplicationError as exc:
+            await self.close(code=close_code(exc))
             return
         self.tenant_group = realtime.tenant_group(self.tenant.pk)
         await self.channel_layer.group_add(self.tenant_group, self.channel_name)
