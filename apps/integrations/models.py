@@ -10,8 +10,11 @@ from django.utils import timezone
 
 from apps.core.api.scopes import Scope
 from apps.core.models import PublicIdMixin, TenantScopedModel
+from apps.core.sealing import SealedTextField
 
 API_KEY_PREFIX = "sk_live_"
+# The label that derives the sealing key of webhook secrets (apps/core/sealing.py), not a secret.
+WEBHOOK_SECRET_PURPOSE = "webhooks:signing-secret"  # noqa: S105
 
 
 class ApiKey(PublicIdMixin, TenantScopedModel):
@@ -80,11 +83,14 @@ class WebhookSubscription(PublicIdMixin, TenantScopedModel):
     url = models.URLField(max_length=2000)
     # Event type names, or ["*"] for every type.
     event_types = models.JSONField(default=list)
-    # Kept as is (not hashed): the secret must be recoverable to sign each delivery.
-    secret = models.CharField(max_length=128, editable=False)
+    # Not hashed, as the secret signs each delivery; sealed at rest (apps/core/sealing.py), so a
+    # database dump does not let anyone forge deliveries.
+    secret = SealedTextField(purpose=WEBHOOK_SECRET_PURPOSE, editable=False)
     # After a rotation the old secret keeps signing (a second signature) for a day, so
     # receivers can switch without dropping deliveries.
-    previous_secret = models.CharField(max_length=128, blank=True, editable=False)
+    previous_secret = SealedTextField(
+        purpose=WEBHOOK_SECRET_PURPOSE, blank=True, default="", editable=False
+    )
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     description = models.CharField(max_length=500, blank=True)
@@ -102,6 +108,10 @@ class WebhookSubscription(PublicIdMixin, TenantScopedModel):
         return "*" in self.event_types or event_type in self.event_types
 
     def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets that sign a delivery now; empty when the current one cannot be opened
+        (sealed under a SECRET_KEY the server no longer has), so nothing goes out unsigned."""
+        if not self.secret:
+            return []
         secrets = [self.secret]
         if (
             self.previous_secret

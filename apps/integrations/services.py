@@ -351,6 +351,10 @@ def _claim(delivery_id: int, lease: timedelta) -> WebhookDelivery | None:
 def _send(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
     """POST the signed event; (status code, error, response excerpt, duration in ms)."""
     subscription, event = delivery.subscription, delivery.event
+    secrets = subscription.signing_secrets()
+    if not secrets:
+        # Sealed under a SECRET_KEY this server no longer has: nothing goes out unsigned.
+        return None, "The signing secret cannot be read (SECRET_KEY changed): rotate it.", "", 0
     body = webhook_payload(event=event, delivery=delivery)
     timestamp = int(time.time())
     headers = {
@@ -359,7 +363,7 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, str, str, int]:
         "X-SupportAI-Event": event.type,
         "X-SupportAI-Delivery": str(delivery.public_id),
         "X-SupportAI-Timestamp": str(timestamp),
-        "X-SupportAI-Signature": signature_header(subscription.signing_secrets(), timestamp, body),
+        "X-SupportAI-Signature": signature_header(secrets, timestamp, body),
     }
     started = time.monotonic()
     try:

@@ -9,6 +9,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from apps.core.models import PublicIdMixin, TenantScopedModel, TimestampedModel
+from apps.core.sealing import SealedTextField
+
+# The label that derives the sealing key of end-user token secrets, not a secret itself.
+END_USER_SECRET_PURPOSE = "tenants:end-user-secret"  # noqa: S105
 
 
 def _widget_key() -> str:
@@ -98,7 +102,11 @@ class Tenant(PublicIdMixin, TimestampedModel):
         "widget key's languages.",
     )
     # Signs end-user tokens (HMAC) that identify a logged-in customer to the widget.
-    end_user_secret = models.CharField(max_length=64, default=_end_user_secret, editable=False)
+    # The key that signs end-user tokens (HMAC): it must sign, so it is sealed at rest
+    # (apps/core/sealing.py) rather than hashed.
+    end_user_secret = SealedTextField(
+        purpose=END_USER_SECRET_PURPOSE, default=_end_user_secret, editable=False
+    )
 
     class Meta:
         ordering = ["name"]

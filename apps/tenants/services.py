@@ -151,6 +151,10 @@ def end_user_token_sign(
 
 def end_user_token_verify(*, tenant: Tenant, token: str) -> dict[str, Any]:
     """The token's claims, or ApplicationError when it is forged, malformed or expired."""
+    if not tenant.end_user_secret:
+        # Sealed under a SECRET_KEY this server no longer has: an empty HMAC key would let
+        # anyone sign, so no token is valid until the secret is set again.
+        raise ApplicationError("End-user tokens cannot be checked now.", code="invalid_token")
     try:
         body, signature = token.split(".", 1)
         expected = hmac.new(tenant.end_user_secret.encode(), body.encode(), hashlib.sha256).digest()
