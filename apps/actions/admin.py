@@ -41,21 +41,7 @@ class ActionForm(forms.ModelForm):
 
     class Meta:
         model = Action
-        fields = [
-            "tenant",
-            "name",
-            "title",
-            "description",
-            "examples",
-            "parameters",
-            "method",
-            "url_template",
-            "timeout_seconds",
-            "result_fields",
-            "changes_data",
-            "identity_bindings",
-            "is_active",
-        ]
+        fields = ["tenant", *services.EDITABLE_FIELDS]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.actions.models import Action, ActionCall, CallStatus, HttpMethod
+from apps.actions.services import EDITABLE_FIELDS
 
 
 class ActionSerializer(serializers.ModelSerializer):
@@ -35,25 +36,7 @@ class ActionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Action
-        fields = [
-            "id",
-            "name",
-            "title",
-            "description",
-            "examples",
-            "parameters",
-            "method",
-            "url_template",
-            "headers",
-            "header_names",
-            "timeout_seconds",
-            "result_fields",
-            "changes_data",
-            "identity_bindings",
-            "is_active",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *EDITABLE_FIELDS, "headers", "header_names", "created_at", "updated_at"]
         read_only_fields = ["id", "header_names", "created_at", "updated_at"]
         # Uniqueness per tenant is the service's check (the serializer does not know the tenant).
         validators: list = []
