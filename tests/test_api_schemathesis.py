@@ -118,20 +118,6 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
         status=CallStatus.REFUSED,
         params={"order_number": "NW-482913"},
     )
-    from apps.actions import services as actions
-    from apps.actions.demo_orders import action_definitions
-    from apps.actions.models import CallStatus
-
-    action = actions.action_create(
-        tenant=tenant, **action_definitions("https://orders.example.com")[0]
-    )
-    call = actions.call_open(
-        action=action,
-        conversation=conversation,
-        message=None,
-        status=CallStatus.REFUSED,
-        params={"order_number": "NW-482913"},
-    )
     ids = {
         "/api/v1/api-keys/": str(spare_key.public_id),
         "/api/v1/conversations/": str(conversation.public_id),
@@ -143,8 +129,6 @@ def _seed(tenant_a) -> tuple[str, dict[str, str]]:
         "/api/v1/events/": str(event.public_id),
         "/api/v1/inboxes/": str(inbox.public_id),
         "/api/v1/routing-rules/": str(rule.public_id),
-        "/api/v1/actions/": str(action.public_id),
-        "/api/v1/action-calls/": str(call.public_id),
         "/api/v1/actions/": str(action.public_id),
         "/api/v1/action-calls/": str(call.public_id),
     }
