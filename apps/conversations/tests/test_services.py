@@ -101,8 +101,7 @@ def test_reads_fail_closed_without_a_tenant_and_never_cross_tenants(tenant_a, te
 def test_replay_after_a_cursor_and_the_wire_shape(tenant_a):
     conversation = services.conversation_start(tenant=tenant_a.tenant)
     messages = [
-        services.message_post_customer(conversation=conversation, text=f"m{i}")[0]
-        for i in range(4)
+        services.message_post_customer(conversation=conversation, text=f"m{i}")[0] for i in range(4)
     ]
     assert [m.seq for m in messages] == [1, 2, 3, 4]
     ids = [m.pk for m in messages]
