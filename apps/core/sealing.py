@@ -13,6 +13,7 @@ Secrets the product only has to recognise (API keys) are hashed instead (apps/in
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from typing import Any
@@ -26,7 +27,9 @@ class SecretUnreadable(Exception):
     """Sealed under another SECRET_KEY (not among the fallbacks), or damaged."""
 
 
+@functools.lru_cache(maxsize=64)
 def _fernet_for(secret_key: str, purpose: str) -> Fernet:
+    # Cached: tenants and subscriptions open their secrets whenever they are loaded.
     derived = hmac.new(secret_key.encode(), purpose.encode(), hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(derived))
 
