@@ -188,7 +188,7 @@ def test_customer_chats_in_the_widget_on_the_demo_page(demo_server):
     conversation = Conversation.objects.for_tenant(tenant).get()
     assert conversation.status == "waiting_for_human"
     assert conversation.handoff_reason == "customer_request"
-    stored = Message.objects.for_tenant(tenant).get(pk=int(answer_id))
+    stored = Message.objects.for_tenant(tenant).get(seq=int(answer_id))
     assert stored.status == "complete" and stored.citations and stored.first_token_ms is not None
     feedback = Feedback.objects.for_tenant(tenant).get()
     assert (feedback.kind, feedback.rating, feedback.message_id) == ("thumbs", "up", stored.pk)

@@ -86,7 +86,8 @@ def test_metrics_with_the_token_expose_django_and_supportai_metrics(client, metr
         for pair in line[line.index("{") + 1 : line.index("}")].split(",")
         if pair
     }
-    allowed = {"decision", "kind", "type", "task", "state", "outcome", "le"}
+    # (`status` is an action call's status: CallStatus, or "other".)
+    allowed = {"decision", "kind", "type", "task", "state", "status", "outcome", "le"}
     assert label_names <= allowed, label_names
 
 
