@@ -330,7 +330,8 @@ async def evict_prompt_cache(client, model: str, system: str | None = None) -> N
     await client.chat.completions.create(model=model, messages=messages, max_tokens=1)
 
 
-async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, int]:
+async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, str, int]:
+    """Milliseconds to the first token, and the answer's conversation and number in it."""
     import websockets
 
     async with websockets.connect(url, origin=origin, max_size=2**20) as ws:
@@ -338,15 +339,17 @@ async def websocket_ttft(url: str, origin: str, question: str) -> tuple[float, i
         assert ready["type"] == "ready", ready
         started = time.perf_counter()
         await ws.send(json.dumps({"type": "message", "client_id": "b1", "text": question}))
-        first = None
+        first, conversation = None, None
         while True:
             frame = json.loads(await ws.recv())
+            if frame["type"] == "message" and conversation is None:
+                conversation = frame["conversation_id"]
             if frame["type"] == "token" and first is None:
                 first = (time.perf_counter() - started) * 1000
             if frame["type"] == "message_done":
                 if first is None:
                     raise RuntimeError(f"no token before message_done: {frame}")
-                return first, frame["message"]["id"]
+                return first, conversation, frame["message"]["id"]
             if frame["type"] in {"handoff", "error"}:
                 raise RuntimeError(f"unexpected frame {frame}")
 
@@ -386,8 +389,10 @@ async def run(
         question = f"{QUESTIONS[i % len(QUESTIONS)]} (#{i})"
         await evict_prompt_cache(client, model, None if args.cold else system)
         calls = len(proxy.bodies)
-        ws_ms, message_id = await websocket_ttft(f"{ws_url}?key={key}", origin, question)
-        stored = await sync_to_async(Message.objects.for_tenant(tenant).get)(pk=message_id)
+        ws_ms, conversation, seq = await websocket_ttft(f"{ws_url}?key={key}", origin, question)
+        stored = await sync_to_async(Message.objects.for_tenant(tenant).get)(
+            conversation__public_id=conversation, seq=seq
+        )
         asked = [
             body
             for body in proxy.bodies[calls:]
