@@ -217,7 +217,9 @@ def prep_key(prep: Prepared, document_id: str) -> str:
 def rerank_numpy(hits, parts, qv, cfg):
     from apps.knowledge import rerank
 
-    weights = rerank.RerankWeights(fused=1.0, maxsim=cfg["wm"], phrase=cfg["wp"], title=cfg["wt"])
+    weights = rerank.RerankWeights(
+        fused=1.0, maxsim=cfg["wm"], phrase=cfg["wp"], title=cfg["wt"], page=cfg["wpg"]
+    )
     # Same code as the product, with the windows handed over unpacked.
     orig = rerank.maxsim_score
     rerank.maxsim_score = lambda v, payload: (
@@ -251,6 +253,7 @@ def joint(preps, args) -> int:
         "wm": 0.0,
         "wp": 0.0,
         "wt": 0.0,
+        "wpg": 0.0,
         "simq": "question",
     }
     for spec in args.configs.split(";"):
@@ -286,9 +289,10 @@ def main() -> int:
                 "qw=0.5 cw=0.3 mode=sparse",
                 "qw=0.5 cw=0.3 dw=0.6 ad=1",
                 "qw=0.5 cw=0.3 dw=0.6 ad=1 mode=rerank wp=0.15",
+                "qw=0.5 cw=0.3 dw=0.6 ad=1 mode=rerank wp=0.15 wpg=0.2",
             ]
         ),
-        help="';'-separated settings: qw cw dw ad fusion k prefetch rdepth wm wp wt simq mode",
+        help="';'-separated settings: qw cw dw ad fusion k prefetch rdepth wm wp wt wpg simq mode",
     )
     args = parser.parse_args()
     setup()

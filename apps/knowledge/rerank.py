@@ -8,8 +8,9 @@ Three pieces, all cheap enough for the customer's first token:
 - :func:`sentence_windows` cuts a chunk into windows of consecutive sentences; at ingestion
   each window is embedded with the index's own model and stored, int8-quantised, in the
   point's payload (:func:`pack_vectors`).
-- :func:`rerank` re-scores the fused candidates: their fused score, blended with the best
-  window's cosine to the question (max-sim), exact-phrase matches and title/heading matches.
+- :func:`rerank` re-scores the fused candidates: their fused score, blended with exact-phrase
+  matches, the support of other candidates from the same page, and (weight 0 by default) the
+  best window's cosine to the question (max-sim) and title/heading matches.
 """
 
 from __future__ import annotations
@@ -171,10 +172,13 @@ class RerankWeights:
     ``fused``: the fusion's score, min-max normalised over the candidates; ``maxsim``: the best
     sentence window's cosine to the question, min-max normalised; ``phrase``: share of the
     question's word pairs found verbatim in the chunk; ``title``: share of the question's
-    content words found in the title and headings.
+    content words found in the title and headings; ``page``: the best normalised fused score
+    among the *other* candidates from the same page (:func:`page_key`), so a chunk whose page
+    the retrievers agree on is lifted even when its own words match the question less well
+    (a rule's "Your pay" section on the Working Tax Credit page).
 
-    The defaults are the blend with the best average over every evaluation set: only the
-    phrase signal helped everywhere; max-sim helped StackFAQ and the demo set but cost
+    The defaults are the blend with the best average over every evaluation set: the phrase
+    and page signals helped everywhere; max-sim helped StackFAQ and the demo set but cost
     OR-ShARC more, and title matches hurt OR-ShARC, whose snippets share page titles
     (docs/retrieval.md has the grid).
     """
@@ -183,6 +187,7 @@ class RerankWeights:
     maxsim: float = 0.0
     phrase: float = 0.15
     title: float = 0.0
+    page: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +244,40 @@ def title_score(question_terms: set[str], heading_text: str) -> float:
     return len(question_terms & set(content_words(heading_text))) / len(question_terms)
 
 
+def page_key(hit: SearchHit) -> str:
+    """The page a chunk belongs to: its address without the fragment, else its document, else
+    the point alone.
+
+    Chunks of one document are one page; so are documents that share an address (a help page
+    imported as one document per section, or one URL's sections as separate entries)."""
+    payload = hit.payload or {}
+    url = str(payload.get("url") or "").split("#", 1)[0].strip()
+    if url:
+        return f"url:{url}"
+    document = str(payload.get("document_id") or "")
+    return f"doc:{document}" if document else f"point:{hit.id}"
+
+
+def page_support(keys: Sequence[str], fused: Sequence[float]) -> list[float]:
+    """For each candidate, the best ``fused`` value among the other candidates of its page
+    (0 when it is the only one)."""
+    best: dict[str, list[float]] = {}
+    for key, value in zip(keys, fused, strict=True):
+        top = best.setdefault(key, [])
+        top.append(value)
+        top.sort(reverse=True)
+        del top[2:]
+    support = []
+    for key, value in zip(keys, fused, strict=True):
+        top = best[key]
+        # The best other value: the page's runner-up when this candidate is the page's best.
+        if len(top) < 2:
+            support.append(0.0)
+        else:
+            support.append(top[1] if value >= top[0] else top[0])
+    return support
+
+
 def maxsim_score(query_vector: np.ndarray, payload: dict[str, Any]) -> float | None:
     packed = payload.get(WINDOWS_FIELD)
     if not packed:
@@ -261,7 +300,8 @@ def rerank(
     Only reorders what the store returned (already tenant- and access-filtered). Candidates
     without window vectors (points from an index built before them) get the max-sim of the
     weakest candidate that has them, so they are neither favoured nor dropped; when none has
-    them the max-sim signal is left out. Ties keep the fused order.
+    them the max-sim signal is left out. The page signal counts only candidates in ``hits``:
+    it moves nothing the store did not return. Ties keep the fused order.
     """
     if not hits:
         return []
@@ -273,6 +313,7 @@ def rerank(
         sims = [maxsim_score(query.vector, h.payload) for h in hits]
     known = [s for s in sims if s is not None]
     maxsim = _minmax([s if s is not None else min(known) for s in sims]) if known else None
+    support = page_support([page_key(h) for h in hits], fused) if weights.page else None
     scored: list[tuple[float, int]] = []
     for i, hit in enumerate(hits):
         payload = hit.payload
@@ -287,6 +328,8 @@ def rerank(
             score += weights.phrase * phrase_score(pairs, spaced_words(text))
         if weights.title:
             score += weights.title * title_score(question_terms, headings)
+        if support is not None:
+            score += weights.page * support[i]
         scored.append((score, i))
     scored.sort(key=lambda item: (-item[0], item[1]))
     out = []

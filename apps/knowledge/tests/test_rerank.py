@@ -14,6 +14,8 @@ from apps.knowledge.rerank import (
     RerankWeights,
     mix_query_vectors,
     pack_vectors,
+    page_key,
+    page_support,
     phrase_pairs,
     phrase_score,
     rerank,
@@ -169,3 +171,41 @@ def test_candidates_without_windows_are_neither_favoured_nor_dropped():
 def test_rerank_of_nothing_is_nothing():
     query = RerankQuery(parts=QueryParts(question="q"), vector=None)
     assert rerank([], query=query, weights=RerankWeights(), limit=5) == []
+
+
+def test_page_key_is_the_address_without_fragment_else_the_document_else_the_point():
+    assert page_key(hit("a", 1, url="https://x.test/wtc#pay", document_id="d1")) == (
+        "url:https://x.test/wtc"
+    )
+    assert page_key(hit("b", 1, url="https://x.test/wtc", document_id="d2")) == (
+        "url:https://x.test/wtc"
+    )
+    assert page_key(hit("c", 1, url="", document_id="d1")) == "doc:d1"
+    assert page_key(hit("d", 1)) == "point:d"
+
+
+def test_page_support_is_the_best_other_candidate_of_the_same_page():
+    keys = ["p", "q", "p", "p", "r"]
+    fused = [1.0, 0.9, 0.4, 0.4, 0.2]
+    # The page's best gets its runner-up; the others get the page's best; alone gets 0.
+    assert page_support(keys, fused) == [0.4, 0.0, 1.0, 1.0, 0.0]
+    assert page_support(["p", "p"], [0.5, 0.5]) == [0.5, 0.5]
+    assert page_support([], []) == []
+
+
+def test_a_chunk_of_the_page_the_candidates_agree_on_rises_above_a_lone_match():
+    page = "https://gov.test/working-tax-credit/eligibility"
+    hits = [
+        hit("overview", 1.0, url=page, document_id="d1"),
+        hit("lone", 0.6, url="https://gov.test/other", document_id="d2"),
+        hit("your-pay", 0.5, url=page + "#pay", document_id="d3"),
+        hit("weak", 0.0, document_id="d4"),
+    ]
+    query = RerankQuery(parts=QueryParts(question="am i eligible"), vector=None)
+    out = rerank(hits, query=query, weights=RerankWeights(phrase=0, page=0.2), limit=4)
+    # your-pay: 0.5 + 0.2 * 1.0 = 0.7 > lone: 0.6 (alone on its page).
+    assert [h.id for h in out] == ["overview", "your-pay", "lone", "weak"]
+    assert out[1].score == pytest.approx(0.7)
+    # Without the page signal the fused order stays.
+    out = rerank(hits, query=query, weights=RerankWeights(phrase=0, page=0), limit=4)
+    assert [h.id for h in out] == ["overview", "lone", "your-pay", "weak"]

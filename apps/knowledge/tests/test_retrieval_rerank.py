@@ -168,3 +168,40 @@ def test_rerank_never_brings_back_what_the_filters_hide(tenant_a, tenant_b):
     assert {r.title for r in anonymous} <= {"Shipping"}  # tenant B's pages never appear
     vip = chunk_search(tenant=tenant_a.tenant, query=QUESTION, limit=10, access_groups=["vip"])
     assert vip[0].title == "VIP reset links"
+
+
+def test_page_signal_groups_chunks_by_their_stored_address(tenant_a, monkeypatch):
+    page = "https://gov.test/working-tax-credit/eligibility"
+    ingest_text(
+        tenant=tenant_a.tenant,
+        title="Working Tax Credit",
+        text="You may get Working Tax Credit if you work and earn a low income.",
+        url=page,
+    )
+    ingest_text(
+        tenant=tenant_a.tenant,
+        title="Your pay",
+        text="The work must last at least 4 weeks and must be paid.",
+        url=page + "#your-pay",
+    )
+    ingest_text(
+        tenant=tenant_a.tenant,
+        title="Pay slips",
+        text="Your employer must give you a pay slip showing your pay for the work.",
+        url="https://gov.test/payslips",
+    )
+    question = "Does Working Tax Credit need my employer to give me a pay slip for my work?"
+    fused = chunk_search(tenant=tenant_a.tenant, query=question, limit=3, rerank=False)
+    assert len(fused) == 3
+    assert fused[-1].title == "Your pay"  # its own words match the question least
+    # The page signal alone: each chunk scores the best other candidate of its page (fused,
+    # min-max over the candidates), so the weakest chunk rises to the top on the strength of
+    # its page-mate, and the page of its own gets nothing.
+    monkeypatch.setattr(
+        selectors, "RERANK_WEIGHTS", RerankWeights(fused=0, maxsim=0, phrase=0, title=0, page=1)
+    )
+    by_page = chunk_search(tenant=tenant_a.tenant, query=question, limit=3)
+    assert by_page[0].title == "Your pay"
+    assert by_page[0].score > 0
+    assert by_page[0].url.split("#")[0] == page
+    assert next(r.score for r in by_page if r.title == "Pay slips") == 0
