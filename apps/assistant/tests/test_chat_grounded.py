@@ -185,3 +185,40 @@ async def test_a_looping_model_is_cut_and_the_extractive_answer_follows(tenant_a
     stored = await last_answer(tenant_a)
     assert stored.grounding["dropped"][0]["reason"] == "repetition"
     await communicator.disconnect()
+
+
+HOSTILE_LINKS = (
+    "# Password reset\n\n"
+    "Reset your password at https://evil.example/reset within 24 hours of the request. "
+    "The [account page](https://evil.example/account) lists every device signed in. "
+    "Our own help centre is at https://acme.example.com/help for everything else."
+)
+
+
+@pytest.mark.parametrize("mode", ["grounded", "extractive"])
+async def test_a_documents_links_to_foreign_hosts_reach_the_customer_as_text(
+    tenant_a, scripted_model, settings, mode
+):
+    """A hostile (or careless) document cannot put a clickable link to a host the tenant does
+    not own in front of a customer: not through the model's answer, not through the extractive
+    one. Links to the tenant's own sites stay links."""
+    settings.ASSISTANT_MODE = mode
+    await ingest(tenant_a, "Password reset", HOSTILE_LINKS, url="https://acme.example.com/pw")
+    # The model repeats the document's link, bare and as Markdown.
+    scripted_model.script = (
+        "Reset your password at https://evil.example/reset within 24 hours of the request [1]. "
+        "The [account page](https://evil.example/account) lists every device signed in [1]."
+    )
+    communicator, _ = await open_chat(tenant_a)
+    before, done = await ask(communicator, "How do I reset my password?")
+
+    streamed = "".join(f["delta"] for f in before if f["type"] == "token")
+    final = done["message"]["content"]
+    stored = (await last_answer(tenant_a)).content
+    for text in (streamed, final, stored):
+        # Every mention of the foreign host is a code span: shown, never clickable.
+        assert "https://evil.example/reset" in text, text
+        assert text.count("https://evil.example") == text.count("`https://evil.example")
+        assert "](https://evil.example" not in text
+    assert stored == final
+    await communicator.disconnect()
