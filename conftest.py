@@ -19,7 +19,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-pytest_plugins = ["tests.support.fixtures"]
+# Shared fixtures; the actions ones (order service, installed actions) are for apps/actions.
+pytest_plugins = ["tests.support.fixtures", "tests.support.actions"]
 
 
 @pytest.fixture(autouse=True)

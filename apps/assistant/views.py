@@ -1,9 +1,10 @@
 """HTTP alternatives to the chat websocket, for widgets and pages that cannot hold one open.
 
 `POST /chat/ask` answers in one JSON response; `GET|POST /chat/stream` streams the same
-frames as the websocket as server-sent events (docs/chat.md). Both authenticate like the
-websocket: the widget key, the page's Origin (CORS is answered for allowed origins only) and
-the optional end-user token.
+frames as the websocket as server-sent events (docs/chat.md); `POST /chat/confirm` confirms or
+declines an action that changes data, as the websocket's `confirm` frame does
+(docs/actions.md). All authenticate like the websocket: the widget key, the page's Origin
+(CORS is answered for allowed origins only) and the optional end-user token.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.actions.demo_orders import DEMO_CUSTOMERS
+from apps.assistant import actions_turn
 from apps.assistant.services import answer_message
 from apps.conversations import selectors
 from apps.conversations.access import (
@@ -82,24 +84,12 @@ def _params(request: HttpRequest) -> dict[str, Any]:
     return params
 
 
-async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str | None]:
-    """Authenticate and validate; returns (session, params, text, client_id)."""
-    params = _params(request)
+async def _authenticate(request: HttpRequest, params: dict[str, Any]) -> Session:
+    """The widget key, Origin, end-user token and conversation, checked as the websocket
+    checks them; counts one message against the key's and the client's limits."""
     key = request.headers.get("X-Widget-Key") or params.get("key") or ""
     if not isinstance(key, str):
         raise _invalid("key must be a string.")
-    text, client_id = params.get("text"), params.get("client_id")
-    if not isinstance(text, str) or not text.strip():
-        raise _invalid("text is required.", {"text": ["This field is required."]})
-    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise _invalid(
-            f"text is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters.",
-            {"text": ["Too long."]},
-        )
-    if client_id is not None and (
-        not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID
-    ):
-        raise _invalid("client_id must be a string of 1 to 64 characters.")
     for name in ("conversation_id", "token", "lang", "page"):
         if params.get(name) is not None and not isinstance(params[name], str):
             raise _invalid(f"{name} must be a string.")
@@ -113,7 +103,7 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
     if not limited.allowed:
         raise RateLimitedError("Too many messages; try again in a minute.")
     try:
-        session = await db_async(authorize)(
+        return await db_async(authorize)(
             key=key[:64],
             origin=request.headers.get("Origin"),
             token=params.get("token") or None,
@@ -126,6 +116,24 @@ async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str
         raise PermissionDeniedError(
             "This widget key may not be used here.", code="forbidden"
         ) from exc
+
+
+async def _open(request: HttpRequest) -> tuple[Session, dict[str, Any], str, str | None]:
+    """Authenticate and validate; returns (session, params, text, client_id)."""
+    params = _params(request)
+    text, client_id = params.get("text"), params.get("client_id")
+    if not isinstance(text, str) or not text.strip():
+        raise _invalid("text is required.", {"text": ["This field is required."]})
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise _invalid(
+            f"text is longer than {settings.CHAT_MAX_MESSAGE_CHARS} characters.",
+            {"text": ["Too long."]},
+        )
+    if client_id is not None and (
+        not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID
+    ):
+        raise _invalid("client_id must be a string of 1 to 64 characters.")
+    session = await _authenticate(request, params)
     return session, params, text.strip(), client_id
 
 
@@ -273,6 +281,59 @@ async def stream(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return _cors(response, origin)
+
+
+@csrf_exempt
+async def confirm(request: HttpRequest) -> HttpResponse:
+    """Confirm (``"accept": true``, the default) or decline an action the assistant asked about.
+
+    Body: ``{"conversation_id", "call_id", "accept"?, "token"?}`` with the widget key. The call
+    runs once: a repeat (double click, a second tab, the websocket too) gets its status back with
+    ``"duplicate": true``; a call of another conversation is ``unknown``. Answers the
+    websocket's ``action_status`` frame and the assistant's message about the outcome.
+    """
+    if request.method == "OPTIONS":
+        return await db_async(_preflight)(request)
+    if request.method != "POST":
+        return _error(ApplicationError("Use POST.", code="method_not_allowed", status_code=405))
+    origin = request.headers.get("Origin")
+    try:
+        params = _params(request)
+        call_id, accept = params.get("call_id"), params.get("accept", True)
+        if not isinstance(call_id, str) or not 0 < len(call_id) <= 64:
+            raise _invalid("call_id is required: the action's call_id from the message.")
+        if not isinstance(accept, bool):
+            raise _invalid("accept must be true or false.")
+        if not params.get("conversation_id"):
+            raise _invalid("conversation_id is required: the conversation that asked.")
+        session = await _authenticate(request, params)
+    except ApplicationError as exc:
+        return _error(exc)
+    conversation = session.conversation
+    claims = session.claims or {}
+    who = f"customer {claims.get('sub')}" if claims.get("sub") else "anonymous visitor"
+    newest = await db_async(selectors.messages_after)(conversation=conversation, limit=1)
+    before = newest[-1].seq if newest else 0
+    try:
+        frame = await actions_turn.confirm(
+            conversation=conversation, call_id=call_id, accept=accept, by=who
+        )
+    except Exception:
+        logger.exception("confirming action call %s over HTTP failed", call_id)
+        return _error(
+            ApplicationError(
+                "Sorry, that could not be done. Please use “Talk to a person”.",
+                code="action_failed",
+                status_code=502,
+            ),
+            origin,
+        )
+    # The assistant's message about the outcome (none for a repeat or an unknown call).
+    later = await db_async(selectors.messages_after)(conversation=conversation, since=before)
+    replies = [m for m in later if m.role == "assistant"]
+    answer = selectors.message_wire(replies[-1]) if replies else None
+    body = {**frame, "conversation_id": str(conversation.public_id), "answer": answer}
+    return _cors(JsonResponse(body), origin)
 
 
 # --- The demo page -----------------------------------------------------------------------------

@@ -8,65 +8,18 @@ the deterministic matcher chooses the action and finds the order number.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
-from apps.actions import services
-from apps.actions.demo_orders import OrderService, action_definitions
 from apps.actions.models import Action, ActionCall, CallStatus
 from apps.conversations.models import Conversation, Message, MessageRole
 from apps.core.asyncdb import db_async
 from apps.core.observability.metrics import ACTION_CALLS
 from apps.events.models import Event
-from apps.tenants.services import end_user_token_sign
+from tests.support.actions import alice, install_actions, token_for
 from tests.support.chat import drain, open_chat, receive_answer, receive_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
-
-
-@pytest.fixture
-def action_settings(settings):
-    settings.CHAT_RATE_CONNECTS_PER_KEY = 0
-    settings.CHAT_RATE_CONNECTS_PER_CLIENT = 0
-    settings.CHAT_RATE_MESSAGES_PER_KEY = 0
-    settings.CHAT_RATE_MESSAGES_PER_CLIENT = 0
-    settings.CHAT_BURST_DEBOUNCE_MS = 0
-    settings.ASSISTANT_MODE = "extractive"
-    settings.ACTIONS_LLM_FILL = "off"
-    settings.ACTIONS_ALLOW_PRIVATE_TARGETS = False
-    return settings
-
-
-@pytest.fixture
-def order_service() -> Iterator[OrderService]:
-    service = OrderService().start()
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
-def install_actions(world, service: OrderService, *, allow_private: bool = True) -> None:
-    tenant = world.tenant
-    tenant.settings = {**tenant.settings, "actions_allow_private": allow_private}
-    tenant.save(update_fields=["settings"])
-    for definition in action_definitions(service.url):
-        services.action_create(tenant=tenant, **definition)
-
-
-@pytest.fixture
-def actions_a(tenant_a, order_service, action_settings):
-    install_actions(tenant_a, order_service)
-    return tenant_a
-
-
-def token_for(world, sub: str, email: str) -> str:
-    return end_user_token_sign(tenant=world.tenant, external_id=sub, email=email)
-
-
-def alice(world) -> str:
-    return token_for(world, "cust_alice", "alice@example.com")
 
 
 async def ask(communicator, text: str, client_id: str) -> dict:
