@@ -19,8 +19,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-# Shared fixtures; the actions ones (order service, installed actions) are for apps/actions.
-pytest_plugins = ["tests.support.fixtures", "tests.support.actions"]
+# Shared fixtures: the actions ones (order service, installed actions), a loopback SMTP server.
+pytest_plugins = ["tests.support.fixtures", "tests.support.actions", "tests.support.smtp"]
 
 
 @pytest.fixture(autouse=True)

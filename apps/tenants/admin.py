@@ -4,15 +4,16 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
+from django.utils import timezone
 from unfold.admin import ModelAdmin
 
 from apps.core.admin import TenantRoleMixin, TenantScopedAdmin, TenantScopedTabularInline
 from apps.core.errors import ApplicationError
-from apps.tenants import services
-from apps.tenants.models import Membership, Role, Tenant, WidgetKey, WidgetLanguage
+from apps.tenants import invitations, services
+from apps.tenants.models import Invitation, Membership, Role, Tenant, WidgetKey, WidgetLanguage
 
 
 class MembershipInline(TenantScopedTabularInline):
@@ -173,6 +174,78 @@ class MembershipAdmin(TenantScopedAdmin):
         )
         obj.pk = membership.pk
         obj.user = membership.user
+
+
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ("tenant", "email", "role")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        tenant, email = cleaned.get("tenant"), cleaned.get("email")
+        if (
+            tenant
+            and email
+            and Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists()
+        ):
+            raise forms.ValidationError({"email": f"{email} is already a member of {tenant}."})
+        return cleaned
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantScopedAdmin):
+    """Owners invite people by email (an account that exists joins only when its holder
+    accepts); deleting a pending invitation revokes its link."""
+
+    form = InvitationForm
+    list_display = ("email", "tenant", "role", "status", "expires_at", "invited_by")
+    list_filter = ("role",)
+    search_fields = ("email",)
+    view_role = Role.ADMIN
+    add_role = Role.OWNER
+    change_role = Role.OWNER
+    delete_role = Role.OWNER
+
+    @admin.display(description="Status")
+    def status(self, obj: Invitation) -> str:
+        if obj.accepted_at is not None:
+            return f"accepted {obj.accepted_at:%Y-%m-%d}"
+        return "expired" if obj.expires_at <= timezone.now() else "pending"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        return ("tenant", "email", "role", "expires_at", "invited_by", "accepted_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Invitations are not edited: revoke (delete) and invite again.
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Invitation, form: Any, change: bool) -> None:
+        if change or not self._allowed(request, self.add_role, obj):
+            raise PermissionDenied("Only owners invite people.")
+        try:
+            invitation, token = invitations.invitation_create(
+                tenant=form.cleaned_data["tenant"],
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                by=request.user,
+            )
+        except ApplicationError as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk = invitation.pk
+        obj.token_digest, obj.expires_at = invitation.token_digest, invitation.expires_at
+        if invitations.invitation_send(invitation=invitation, token=token):
+            self.message_user(request, f"Invitation emailed to {invitation.email}.")
+        else:
+            # The only time the link is shown: the owner can hand it over another way.
+            self.message_user(
+                request,
+                f"The email to {invitation.email} could not be sent; give them this link "
+                f"yourself (it is not shown again): {invitations.invitation_link(token)}",
+                level=messages.WARNING,
+            )
 
 
 class WidgetKeyForm(forms.ModelForm):

@@ -252,3 +252,40 @@ class WidgetKey(TenantScopedModel):
             errors["avatar_url"] = ["Use an https:// address."]
         if errors:
             raise ValidationError(errors)
+
+
+class Invitation(TenantScopedModel):
+    """An invitation for an existing account (or anyone) to join a tenant with a role.
+
+    Only a SHA-256 digest of its token is stored: the link in the email is the only copy of the
+    token. It is accepted once, by the signed-in account whose email it was sent to, before
+    ``expires_at``; an owner revokes it by deleting it.
+    """
+
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    token_digest = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} · {self.get_role_display()} of {self.tenant}"

@@ -81,7 +81,7 @@ def membership_invite_check(*, tenant: Tenant, email: str, by: Any = None) -> No
         return
     raise ApplicationError(
         "This email already has an account, which only its holder can agree to join another "
-        "tenant with; ask an operator (superuser) to add them.",
+        "tenant with: send them an invitation (Invitations) instead.",
         extra={"email": email},
         code="existing_account",
     )

@@ -7,10 +7,6 @@ to it over TCP; not the locmem backend).
 from __future__ import annotations
 
 import datetime as dt
-import socketserver
-import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -164,68 +160,6 @@ def test_within_hours_the_handoff_is_assigned_as_usual(tenant_a, clock):
 
 
 # --- Email to agents who are away -----------------------------------------------------------------
-
-
-class _SmtpHandler(socketserver.StreamRequestHandler):
-    """Just enough SMTP for Django's backend: EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT."""
-
-    def handle(self) -> None:
-        def reply(line: str) -> None:
-            self.wfile.write((line + "\r\n").encode())
-
-        reply("220 localhost test SMTP")
-        sender, recipients, data, reading = "", [], [], False
-        while raw := self.rfile.readline():
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            if reading:
-                if line == ".":
-                    self.server.received.append(
-                        {"from": sender, "to": recipients, "data": "\n".join(data)}
-                    )
-                    recipients, data, reading = [], [], False
-                    reply("250 OK: queued")
-                else:
-                    data.append(line[1:] if line.startswith("..") else line)
-                continue
-            command = line[:4].upper()
-            if command == "EHLO":
-                reply("250-localhost")
-                reply("250 8BITMIME")
-            elif command in {"HELO", "RSET", "NOOP"}:
-                reply("250 OK")
-            elif command == "MAIL":
-                sender = line.split(":", 1)[1].strip()
-                reply("250 OK")
-            elif command == "RCPT":
-                recipients.append(line.split(":", 1)[1].strip().strip("<>"))
-                reply("250 OK")
-            elif command == "DATA":
-                reading = True
-                reply("354 End data with <CR><LF>.<CR><LF>")
-            elif command == "QUIT":
-                reply("221 Bye")
-                return
-            else:
-                reply("502 Not implemented")
-
-
-@pytest.fixture
-def smtp_server(settings) -> Iterator[Any]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.daemon_threads = True
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = server.server_address
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.PUBLIC_URL = "https://support.acme.example"
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_agent_assigned_while_away_gets_an_email_through_smtp(

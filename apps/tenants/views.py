@@ -1,0 +1,39 @@
+"""The page where an invited person accepts an invitation (apps/tenants/invitations.py)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apps.core.errors import ApplicationError
+from apps.tenants.invitations import invitation_accept, invitation_for_token
+
+TEMPLATE = "tenants/invitation.html"
+
+
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows what accepting means; POST accepts. Signed-out visitors sign in first (the
+    token stays in the `next` address); an invitation for another email is refused."""
+    try:
+        pending = invitation_for_token(token=token)
+    except ApplicationError as exc:
+        return render(request, TEMPLATE, {"error": exc.message}, status=exc.status_code)
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    wrong_account = (request.user.email or "").strip().lower() != pending.email
+    if request.method == "POST" and not wrong_account:
+        try:
+            membership = invitation_accept(token=token, user=request.user)
+        except ApplicationError as exc:
+            return render(request, TEMPLATE, {"error": exc.message}, status=exc.status_code)
+        messages.success(
+            request,
+            f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}.",
+        )
+        return redirect("admin:index")
+    context = {"invitation": pending, "wrong_account": wrong_account}
+    return render(request, TEMPLATE, context, status=403 if wrong_account else 200)
