@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,6 +14,12 @@ from apps.tenants.invitations import invitation_accept, invitation_for_token
 TEMPLATE = "tenants/invitation.html"
 
 
+def _page(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    # The admin's frame (styles, header), as the admin's own pages have it.
+    context = {**admin.site.each_context(request), "title": "Invitation", **context}
+    return render(request, TEMPLATE, context, status=status)
+
+
 @require_http_methods(["GET", "POST"])
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows what accepting means; POST accepts. Signed-out visitors sign in first (the
@@ -21,7 +27,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     try:
         pending = invitation_for_token(token=token)
     except ApplicationError as exc:
-        return render(request, TEMPLATE, {"error": exc.message}, status=exc.status_code)
+        return _page(request, {"error": exc.message}, exc.status_code)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
     wrong_account = (request.user.email or "").strip().lower() != pending.email
@@ -29,11 +35,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         try:
             membership = invitation_accept(token=token, user=request.user)
         except ApplicationError as exc:
-            return render(request, TEMPLATE, {"error": exc.message}, status=exc.status_code)
+            return _page(request, {"error": exc.message}, exc.status_code)
         messages.success(
             request,
             f"You joined {membership.tenant.name} as {membership.get_role_display().lower()}.",
         )
         return redirect("admin:index")
     context = {"invitation": pending, "wrong_account": wrong_account}
-    return render(request, TEMPLATE, context, status=403 if wrong_account else 200)
+    return _page(request, context, 403 if wrong_account else 200)

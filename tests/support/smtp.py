@@ -54,20 +54,42 @@ class _SmtpHandler(socketserver.StreamRequestHandler):
                 reply("502 Not implemented")
 
 
+class SmtpServer:
+    """The loopback server on a free port, in a thread; `.received` collects the messages."""
+
+    def __init__(self) -> None:
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
+        self.server.daemon_threads = True
+        self.server.received = []
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.server_address
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        return self.server.received
+
+    def start(self) -> SmtpServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
 def smtp_server(settings) -> Iterator[Any]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _SmtpHandler)
-    server.daemon_threads = True
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    """A loopback SMTP server that Django's SMTP backend of this process sends to."""
+    server = SmtpServer().start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = server.server_address
+    settings.EMAIL_HOST, settings.EMAIL_PORT = server.address
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     settings.PUBLIC_URL = "https://support.acme.example"
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
