@@ -8,9 +8,7 @@ the invitation and accepts, and is then a member with the invited role.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from apps.tenants.models import Membership, Role
 from apps.tenants.services import membership_set, tenant_create
 from apps.tenants.tests.factories import UserFactory
+from tests.support.browser import CHROMIUM_ARGS, chromium_path, session_for
 from tests.support.smtp import SmtpServer
 
 pytestmark = [
@@ -27,23 +26,7 @@ pytestmark = [
 ]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-component-update"]
 PASSWORD = "pw-correct-horse-battery"  # UserFactory's
-
-
-def _chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not path:
-        pytest.fail("Chromium is missing: `apt-get install -y chromium` (tests never download it)")
-    return path
-
-
-def _session_for(user) -> str:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture
@@ -74,11 +57,11 @@ def test_an_existing_account_accepts_an_invitation_in_the_browser(server, mail, 
     other = tenant_create(name="Bluebird Bikes", slug="bluebird")
     person = UserFactory(username="bluebird-agent")  # has an account, in another tenant
     membership_set(tenant=other, user=person, role=Role.AGENT)
-    owner_session = _session_for(owner)  # the ORM before Playwright's event loop starts
+    owner_session = session_for(owner)  # the ORM before Playwright's event loop starts
     ARTIFACTS.mkdir(exist_ok=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             owner_context = browser.new_context(locale="en-US")
             owner_context.add_cookies(

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,7 @@ import pytest
 from apps.tenants.models import Role, WidgetKey
 from apps.tenants.services import membership_set, tenant_create
 from apps.tenants.tests.factories import UserFactory
+from tests.support.browser import CHROMIUM_ARGS, chromium_path, session_for
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,22 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 WIDGET = ROOT / "frontend" / "dist" / "supportai-widget.js"
 BUDGET_GZIP_BYTES = 50 * 1024
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-component-update"]
-
-
-def _chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not path:
-        pytest.fail("Chromium is missing: `apt-get install -y chromium` (tests never download it)")
-    return path
-
-
-def _session_for(user) -> str:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture
@@ -88,12 +71,12 @@ def test_admin_changes_the_look_and_the_demo_page_shows_it(server):
     owner = UserFactory(username="northwind-owner")
     membership_set(tenant=tenant, user=owner, role=Role.OWNER)
     key = WidgetKey.objects.for_tenant(tenant).get()
-    session_id = _session_for(owner)
+    session_id = session_for(owner)
     bundle_before = _served_widget(server.url)
     ARTIFACTS.mkdir(exist_ok=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             admin_context = browser.new_context(locale="en-US")
             admin_context.add_cookies(

@@ -7,8 +7,6 @@ to test-artifacts/.
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -16,27 +14,13 @@ from pathlib import Path
 import pytest
 
 from apps.workspace import selectors, services
+from tests.support.browser import chromium_path, session_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 WIDGET = ROOT / "frontend" / "dist" / "supportai-widget.js"
-
-
-def _session_for(user) -> str:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return client.cookies["sessionid"].value
-
-
-def _chromium() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
-    if not path:
-        pytest.fail("Chromium is missing: `apt-get install -y chromium` (tests never download it)")
-    return path
 
 
 @pytest.fixture
@@ -90,7 +74,7 @@ def test_customer_asks_for_a_person_and_the_agent_answers_live(server, shop, ten
     services.inbox_grant(inbox=selectors.inbox_default(tenant=tenant), agent=tenant_a.agent)
     ARTIFACTS.mkdir(exist_ok=True)
     # Database work before Playwright starts: its sync API runs an event loop in this thread.
-    session_id = _session_for(tenant_a.agent)
+    session_id = session_for(tenant_a.agent)
     shop.pages["index"] = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Acme shop</title></head>"
         "<body><h1>Acme Anvils shop</h1>"
@@ -100,7 +84,7 @@ def test_customer_asks_for_a_person_and_the_agent_answers_live(server, shop, ten
     ).encode()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             agent_context = browser.new_context(viewport={"width": 1400, "height": 900})
             customer_context = browser.new_context(viewport={"width": 800, "height": 900})

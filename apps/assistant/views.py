@@ -176,13 +176,20 @@ def _preflight(request: HttpRequest) -> HttpResponse:
     return _cors(response, origin)
 
 
-@csrf_exempt
-async def ask(request: HttpRequest) -> HttpResponse:
-    """One question, one JSON answer with citations (or the handoff that replaced it)."""
+async def _post_only(request: HttpRequest) -> HttpResponse | None:
+    """The answer to a CORS preflight or to a method other than POST; None for a POST."""
     if request.method == "OPTIONS":
         return await db_async(_preflight)(request)
     if request.method != "POST":
         return _error(ApplicationError("Use POST.", code="method_not_allowed", status_code=405))
+    return None
+
+
+@csrf_exempt
+async def ask(request: HttpRequest) -> HttpResponse:
+    """One question, one JSON answer with citations (or the handoff that replaced it)."""
+    if (early := await _post_only(request)) is not None:
+        return early
     origin = request.headers.get("Origin")
     try:
         session, _, text, client_id = await _open(request)
@@ -292,10 +299,8 @@ async def confirm(request: HttpRequest) -> HttpResponse:
     ``"duplicate": true``; a call of another conversation is ``unknown``. Answers the
     websocket's ``action_status`` frame and the assistant's message about the outcome.
     """
-    if request.method == "OPTIONS":
-        return await db_async(_preflight)(request)
-    if request.method != "POST":
-        return _error(ApplicationError("Use POST.", code="method_not_allowed", status_code=405))
+    if (early := await _post_only(request)) is not None:
+        return early
     origin = request.headers.get("Origin")
     try:
         params = _params(request)
