@@ -586,7 +586,7 @@ def test_console_in_chromium_shows_strategy_score_and_what_was_dropped(
 ):
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_browser_workspace import _chromium, _session_for
+    from tests.support.browser import chromium_path, session_for
 
     markup = "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
     grounding = {
@@ -596,11 +596,11 @@ def test_console_in_chromium_shows_strategy_score_and_what_was_dropped(
     conversation, _ = _answer(tenant_a, grounding=grounding)
     chat.handoff_request(conversation=conversation, reason="customer_request")
     _grant_default(tenant_a, tenant_a.agent)
-    session_id = _session_for(tenant_a.agent)
+    session_id = session_for(tenant_a.agent)
     server = live_server_process
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.add_cookies([{"name": "sessionid", "value": session_id, "url": server.url}])

@@ -13,7 +13,8 @@ import pytest
 
 from apps.workspace import inbox_settings, selectors, services
 from apps.workspace.models import AssignmentMode
-from tests.test_browser_workspace import ARTIFACTS, _chromium, _session_for, server, shop  # noqa: F401
+from tests.support.browser import chromium_path, session_for
+from tests.test_browser_workspace import ARTIFACTS, server, shop  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,7 +37,7 @@ def test_handoff_is_assigned_to_the_online_agent_and_everyone_sees_who(
     services.inbox_grant(inbox=inbox, agent=agent_user)
     ARTIFACTS.mkdir(exist_ok=True)
     # Database work before Playwright starts: its sync API runs an event loop in this thread.
-    sessions = {"agent": _session_for(agent_user), "admin": _session_for(tenant_a.admin)}
+    sessions = {"agent": session_for(agent_user), "admin": session_for(tenant_a.admin)}
     shop.pages["index"] = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Acme shop</title></head>"
         "<body><h1>Acme Anvils shop</h1>"
@@ -46,7 +47,7 @@ def test_handoff_is_assigned_to_the_online_agent_and_everyone_sees_who(
     ).encode()
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         try:
             consoles = {}
             for who, session_id in sessions.items():
