@@ -73,6 +73,9 @@ def authorize(
         conversation = selectors.conversation_get(tenant=tenant, public_id=conversation_id)
         if conversation is None:
             raise _refused("no such conversation for this widget key")
+        if conversation.contact_id is None and claims is not None:
+            # The visitor signed in since: their anonymous conversation becomes theirs.
+            services.conversation_identify(conversation=conversation, claims=claims)
         if conversation.contact_id is not None and (
             claims is None or conversation.contact.external_id != claims["sub"]
         ):

@@ -160,6 +160,34 @@ def conversation_start(
     return conversation
 
 
+@transaction.atomic
+def conversation_identify(*, conversation: Conversation, claims: dict[str, Any]) -> bool:
+    """The visitor of an anonymous conversation signed in (the page now passes their end-user
+    token): the conversation becomes theirs, with the contact, the claims routing and actions
+    read, and the token's access groups. A conversation that already has a contact keeps it
+    (`access.authorize` refuses anyone else). Returns whether the conversation changed; the
+    instance is updated either way."""
+    scoped = Conversation.objects.for_tenant(conversation.tenant_id)
+    locked = scoped.select_for_update().get(pk=conversation.pk)
+    if locked.contact_id is None:
+        contact = contact_from_claims(tenant=locked.tenant, claims=claims)
+        groups = claims.get("groups") if isinstance(claims.get("groups"), list) else []
+        locked.contact = contact
+        locked.context = {**(locked.context or {}), **_claims_context(claims)}
+        locked.access_groups = sorted({*locked.access_groups, *map(str, groups)})
+        locked.save(update_fields=["contact", "context", "access_groups", "updated_at"])
+        changed = True
+    else:
+        changed = False
+    conversation.contact = locked.contact
+    conversation.context, conversation.access_groups = locked.context, locked.access_groups
+    return changed
+
+
+def _claims_context(claims: dict[str, Any]) -> dict[str, Any]:
+    return {"claims": routing_context(claims=claims)["claims"]}
+
+
 def _context_value(value: Any) -> Any:
     if isinstance(value, bool | int | float):
         return value

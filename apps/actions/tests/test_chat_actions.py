@@ -17,7 +17,15 @@ from apps.core.asyncdb import db_async
 from apps.core.observability.metrics import ACTION_CALLS
 from apps.events.models import Event
 from tests.support.actions import alice, install_actions, token_for
-from tests.support.chat import drain, open_chat, receive_answer, receive_until
+from tests.support.chat import (
+    chat_communicator,
+    drain,
+    expect_close,
+    open_chat,
+    origin_of,
+    receive_answer,
+    receive_until,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
@@ -110,6 +118,48 @@ async def test_anonymous_visitor_cannot_run_an_identity_bound_action(actions_a, 
     assert order_service.requests == []
     [call] = await db_async(calls)(actions_a.tenant)
     assert call.status == CallStatus.REFUSED
+
+
+async def test_a_visitor_who_signs_in_mid_conversation_gets_their_own_orders(
+    actions_a, order_service, tenant_b
+):
+    chat, _ = await open_chat(actions_a)
+    answer = await ask(chat, "Where is my order NW-482913?", "c1")
+    await chat.disconnect()
+    assert "signed-in customer" in answer["content"]
+    [refused] = await db_async(calls)(actions_a.tenant)
+    conversation_id = await db_async(answer_conversation)(refused)
+
+    # The page signs them in; the widget reconnects to the same conversation with the token.
+    chat, ready = await open_chat(actions_a, token=alice(actions_a), conversation=conversation_id)
+    assert ready["conversation_id"] == conversation_id
+    answer = await ask(chat, "Where is my order NW-482913?", "c2")
+    await chat.disconnect()
+    assert "shipped" in answer["content"], answer
+    conversation = await db_async(
+        lambda: (
+            Conversation.objects.for_tenant(actions_a.tenant)
+            .select_related("contact")
+            .get(public_id=conversation_id)
+        )
+    )()
+    assert conversation.contact.external_id == "cust_alice"
+    assert conversation.contact.email == "alice@example.com"
+
+    # Now it is Alice's: neither an anonymous visitor nor another customer can open it.
+    bob = token_for(actions_a, "cust_bob", "bob@example.com")
+    for token in (None, bob):
+        intruder = chat_communicator(
+            key=actions_a.widget_key.key,
+            origin=origin_of(actions_a),
+            conversation=conversation_id,
+            token=token,
+        )
+        connected, _ = await intruder.connect()
+        assert connected  # accepted, then closed, so the browser sees the code
+        assert await expect_close(intruder) == 4403
+    [(method, path, _)] = order_service.requests  # one call, with Alice's email
+    assert (method, path) == ("GET", "/orders/NW-482913?email=alice%40example.com")
 
 
 async def test_missing_order_number_is_asked_for_then_used(actions_a, order_service):
