@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,16 @@ WEIGHT_GUARD = 0.2
 # An answer whose best sentence is this much less related to the question than the best
 # evidence is off the point: the extractive answer follows it.
 RELEVANCE_MARGIN = 0.2
+
+
+@dataclass
+class Streamed:
+    """What one streamed model answer produced."""
+
+    text: str = ""
+    pieces: int = 0
+    usage: tuple[int | None, int | None] = (None, None)
+    failure: Exception | None = None
 
 
 class ModelAnswers:
@@ -70,35 +82,25 @@ class ModelAnswers:
         _units, facts, numbering = self._facts(found)
         messages = self._messages(facts)
         detector = prompts.LeakDetector(messages[0]["content"])
-        text, usage, failure = "", (None, None), None
-        leaked, pieces = False, 0
-        try:
-            async with (
-                asyncio.timeout(settings.ASSISTANT_ANSWER_TIMEOUT),
-                contextlib.aclosing(
-                    llm.chat_stream(messages, max_tokens=self._max_tokens())
-                ) as stream,
-            ):
-                async for piece in stream:
-                    if piece.prompt_tokens is not None or piece.completion_tokens is not None:
-                        usage = (piece.prompt_tokens, piece.completion_tokens)
-                    if not piece.delta:
-                        continue
-                    text += piece.delta
-                    pieces += 1
-                    if detector.leaks_at_end(text):
-                        leaked = True
-                        break
-                    await self.emit(piece.delta)
-        except llm.LLM_ERRORS as exc:
-            failure = exc
-            metrics.llm_error_from_exception(exc)
-            logger.warning("LLM failed after %d characters: %r", len(text), exc)
-        if failure is not None and not self.shown:
-            await self.emit(prompts.EXTRACTIVE_INTRO + "\n\n")
-            return await self.extractive(
-                found, score, signals, outcome="fell_back", reason="llm_error"
-            )
+        leaked = False
+
+        async def show(delta: str, text: str) -> bool:
+            nonlocal leaked
+            if detector.leaks_at_end(text):
+                leaked = True
+                return False
+            await self.emit(delta)
+            return True
+
+        streamed = await self._stream(messages, show)
+        text, failure = streamed.text, streamed.failure
+        if failure is not None:
+            logger.warning("LLM failed after %d characters: %r", len(text), failure)
+            if not self.shown:
+                await self.emit(prompts.EXTRACTIVE_INTRO + "\n\n")
+                return await self.extractive(
+                    found, score, signals, outcome="fell_back", reason="llm_error"
+                )
         content = prompts.LEAK_REPLACEMENT if leaked or detector.leaks(text) else text
         cited = {n for n in answer_text.citation_numbers(content)}
         entries = [c for c in numbering.entries if c["n"] in cited] or numbering.entries[:1]
@@ -114,8 +116,41 @@ class ModelAnswers:
                 "signals": signals,
             },
             failed=failure is not None,
-            **self._usage(usage, messages, pieces),
+            **self._usage(streamed.usage, messages, streamed.pieces),
         )
+
+    async def _stream(
+        self, messages: list[dict[str, str]], on_delta: Callable[[str, str], Awaitable[bool]]
+    ) -> Streamed:
+        """Stream the model's answer into `on_delta(delta, text so far)` until it returns False,
+        all within `ASSISTANT_ANSWER_TIMEOUT`. An LLM error (the deadline included) ends the
+        stream and is returned in `failure`, not raised.
+
+        A callback rather than an async generator on purpose: the deadline's scope must enclose
+        the consumer's own awaits (`emit`), or a deadline hitting while the consumer awaits
+        would cancel the task outside `asyncio.timeout` and never become a TimeoutError.
+        """
+        out = Streamed()
+        try:
+            async with (
+                asyncio.timeout(settings.ASSISTANT_ANSWER_TIMEOUT),
+                contextlib.aclosing(
+                    llm.chat_stream(messages, max_tokens=self._max_tokens())
+                ) as stream,
+            ):
+                async for piece in stream:
+                    if piece.prompt_tokens is not None or piece.completion_tokens is not None:
+                        out.usage = (piece.prompt_tokens, piece.completion_tokens)
+                    if not piece.delta:
+                        continue
+                    out.text += piece.delta
+                    out.pieces += 1
+                    if not await on_delta(piece.delta, out.text):
+                        break
+        except llm.LLM_ERRORS as exc:
+            out.failure = exc
+            metrics.llm_error_from_exception(exc)
+        return out
 
     def _max_tokens(self) -> int:
         return min(settings.LLM_MAX_TOKENS, settings.ASSISTANT_ANSWER_MAX_TOKENS)
@@ -152,8 +187,7 @@ class ModelAnswers:
         dropped: list[dict[str, str]] = []
         accepted: list[str] = []
         claims = 0
-        buffer, raw, usage, failure = "", "", (None, None), None
-        stop, pieces = False, 0
+        buffer, stop = "", False
 
         async def consider(sentence: str) -> bool:
             """Show `sentence` if the guard passes it; False stops the answer."""
@@ -177,36 +211,30 @@ class ModelAnswers:
             accepted.append(body)
             return True
 
-        try:
-            async with (
-                asyncio.timeout(settings.ASSISTANT_ANSWER_TIMEOUT),
-                contextlib.aclosing(
-                    llm.chat_stream(messages, max_tokens=self._max_tokens())
-                ) as stream,
-            ):
-                async for piece in stream:
-                    if piece.prompt_tokens is not None or piece.completion_tokens is not None:
-                        usage = (piece.prompt_tokens, piece.completion_tokens)
-                    if not piece.delta:
-                        continue
-                    raw += piece.delta
-                    pieces += 1
-                    buffer += piece.delta
-                    done, buffer = answer_text.complete_sentences(buffer)
-                    for sentence in done:
-                        if not await consider(sentence):
-                            stop = True
-                            break
-                    if stop:
-                        break
-            if not stop and buffer.strip():
-                stop = not await consider(buffer)
-        except llm.LLM_ERRORS as exc:
-            failure = exc
-            metrics.llm_error_from_exception(exc)
-            logger.warning("LLM failed in a grounded answer after %d characters: %r", len(raw), exc)
+        async def sentences(delta: str, _text: str) -> bool:
+            """Pass each sentence the stream completes to `consider`; False stops the stream."""
+            nonlocal buffer, stop
+            buffer += delta
+            done, buffer = answer_text.complete_sentences(buffer)
+            for sentence in done:
+                if not await consider(sentence):
+                    stop = True
+                    return False
+            return True
 
-        usage_fields = self._usage(usage, messages, pieces)
+        streamed = await self._stream(messages, sentences)
+        failure = streamed.failure
+        if failure is None and not stop and buffer.strip():
+            # The deadline does not cover the last sentence's check; it is no model call.
+            stop = not await consider(buffer)
+        if failure is not None:
+            logger.warning(
+                "LLM failed in a grounded answer after %d characters: %r",
+                len(streamed.text),
+                failure,
+            )
+
+        usage_fields = self._usage(streamed.usage, messages, streamed.pieces)
         reason = ""
         if failure is not None:
             reason = "llm_error"
