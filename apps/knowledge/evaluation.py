@@ -180,6 +180,12 @@ def load_set(
 
 # --------------------------------------------------------------------------- run
 
+# Issue #13's goal: the default leads the better single retriever by this many points of
+# hit@5 and of MRR@10 on every set where neither single retriever reaches SATURATED_HIT5.
+DEFAULT_MODE = "hybrid+rerank"
+GOAL_POINTS = 3.0
+SATURATED_HIT5 = 0.97
+
 
 @dataclass
 class EvaluationResult:
@@ -198,6 +204,27 @@ class EvaluationResult:
         if not with_runs:
             data.pop("runs")
         return data
+
+    def against_single(self) -> str:
+        """One line: how far the default leads the better single retriever, and the goal
+        (empty when the run lacks the default or a single mode)."""
+        m = self.metrics
+        if not {DEFAULT_MODE, "dense", "sparse"} <= m.keys():
+            return ""
+        leads = []
+        for metric in ("hit@5", "mrr@10"):
+            best = max(("dense", "sparse"), key=lambda mode: m[mode][metric])
+            points = (m[DEFAULT_MODE][metric] - m[best][metric]) * 100
+            leads.append((metric, points, best))
+        said = ", ".join(f"{name} {points:+.1f} points over {best}" for name, points, best in leads)
+        if any(m[mode]["hit@5"] >= SATURATED_HIT5 for mode in ("dense", "sparse")):
+            goal = f"saturated (a single retriever has hit@5 >= {SATURATED_HIT5}): no goal"
+        else:
+            goal = f"goal (>= {GOAL_POINTS:.0f} points each): " + ", ".join(
+                f"{metric} {'met' if points >= GOAL_POINTS - 1e-9 else 'NOT met'}"
+                for metric, points, _ in leads
+            )
+        return f"{DEFAULT_MODE} against the better single retriever: {said}; {goal}"
 
     def table(self) -> str:
         names = ["hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10"]

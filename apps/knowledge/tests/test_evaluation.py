@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from apps.knowledge.evaluation import (
     DEFAULT_MODES,
+    EvaluationResult,
     dedupe,
     demo_set,
     hit_at_k,
@@ -137,6 +138,37 @@ def test_evaluate_retrieval_prints_one_table_per_named_set(tmp_path):
     text = out.getvalue()
     assert "demo: 6 questions, 8 corpus entries" in text
     assert "| hybrid+rerank |" in text and "| dense |" in text
+    assert "against the better single retriever" not in text  # sparse was not run
     (result,) = json.loads(json_path.read_text())
     assert result["name"] == "demo" and result["questions"] == 6
     assert result["metrics"]["hybrid+rerank"]["hit@5"] >= 0.8
+
+
+def _result(**hit5_mrr: tuple[float, float]) -> EvaluationResult:
+    metrics = {
+        mode.replace("_", "+"): {"hit@5": h5, "mrr@10": mrr} for mode, (h5, mrr) in hit5_mrr.items()
+    }
+    return EvaluationResult(
+        metrics=metrics,
+        questions=1,
+        corpus=1,
+        chunks=1,
+        ingest_seconds=0,
+        search_seconds={},
+        config={},
+    )
+
+
+def test_the_default_is_judged_against_the_better_single_retriever():
+    line = _result(
+        hybrid_rerank=(0.953, 0.837), dense=(0.851, 0.705), sparse=(0.939, 0.803)
+    ).against_single()
+    assert "hit@5 +1.4 points over sparse, mrr@10 +3.4 points over sparse" in line
+    assert line.endswith("goal (>= 3 points each): hit@5 NOT met, mrr@10 met")
+    # The better single retriever per metric; a set where one of them reaches 0.97 has no goal.
+    line = _result(
+        hybrid_rerank=(0.993, 0.937), dense=(0.992, 0.969), sparse=(0.898, 0.790)
+    ).against_single()
+    assert "hit@5 +0.1 points over dense, mrr@10 -3.2 points over dense" in line
+    assert line.endswith("no goal")
+    assert _result(hybrid=(0.9, 0.8), dense=(0.8, 0.7)).against_single() == ""

@@ -81,6 +81,8 @@ class Command(BaseCommand):
                 f" {result.chunks} chunks"
             )
             self.stdout.write(result.table())
+            if verdict := result.against_single():
+                self.stdout.write(verdict)
         if options["json_path"]:
             data: Any = [r.as_dict() for r in results]
             if options["corpus"]:
