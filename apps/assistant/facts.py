@@ -136,3 +136,25 @@ def unknown_facts(claimed: Facts, known: Facts) -> list[str]:
         ):
             missing.append(url)
     return missing
+
+
+# "7 business days" and "7 days" are different facts (a week and a half, or a week): a number of
+# days keeps the kind of day its source names. Working days count as business days; calendar
+# days as plain days.
+_DAYS = re.compile(
+    r"(?<![\w.])(\d+|" + "|".join(NUMBER_WORDS) + r")(?:[\s-]+(business|working|calendar))?"
+    r"[\s-]+days?\b",
+    re.I,
+)
+
+
+def day_kinds(text: str) -> dict[str, set[str]]:
+    """For each number of days in `text`, the kinds it is stated in: "business" or "calendar"."""
+    kinds: dict[str, set[str]] = {}
+    for match in _DAYS.finditer(text or ""):
+        amount = match.group(1).lower()
+        number = str(NUMBER_WORDS[amount]) if amount in NUMBER_WORDS else amount
+        qualifier = (match.group(2) or "").lower()
+        kind = "business" if qualifier in {"business", "working"} else "calendar"
+        kinds.setdefault(_canonical_number(number, None), set()).add(kind)
+    return kinds

@@ -31,7 +31,7 @@ from apps.assistant.answer_text import (
     without_citations,
     without_list_mark,
 )
-from apps.assistant.facts import NUMBER_WORDS, Facts, extract_facts, unknown_facts
+from apps.assistant.facts import NUMBER_WORDS, Facts, day_kinds, extract_facts, unknown_facts
 from apps.assistant.lexicon import (
     GENERIC_WORDS,
     Embed,
@@ -158,8 +158,11 @@ class Guard:
         self.embed = embed
         self.question = question
         self.known = Facts()
+        self.day_kinds: dict[str, set[str]] = {}
         for text in (*sources, question, *extra_known):
             self.known.update(extract_facts(text, all_number_words=True))
+            for number, kinds in day_kinds(text).items():
+                self.day_kinds.setdefault(number, set()).update(kinds)
         self.sentences: list[SourceSentence] = []
         for index, text in enumerate(sources):
             for sentence in split_sentences(strip_markup(text)):
@@ -254,6 +257,15 @@ class Guard:
         misplaced = self._misplaced_numbers(plain, claimed.numbers)
         if misplaced:
             return Verdict(False, "invented_fact", "said of something else: " + misplaced)
+        for number, kinds in day_kinds(plain).items():
+            stated = self.day_kinds.get(number)
+            if stated and not kinds & stated:
+                said, fact = sorted(kinds)[0], sorted(stated)[0]
+                return Verdict(
+                    False,
+                    "invented_fact",
+                    f"{number} {said} days where the facts say {number} {fact} days",
+                )
         if _REFUSAL.search(plain):
             return Verdict(False, "refusal", plain[:80])
         if placeholder := _PLACEHOLDER.search(plain):

@@ -104,6 +104,26 @@ def test_guard_uses_embedding_similarity_for_paraphrases():
     assert result.cosine >= grounding.SUPPORT_COSINE or result.lexical >= 0.5
 
 
+def test_business_days_and_days_are_different_facts():
+    sources = [
+        "Refunds reach your card within 7 business days after the bike arrives.",
+        "Standard delivery takes 3 to 5 days.",
+    ]
+
+    def check(sentence: str) -> grounding.Verdict:
+        return grounding.Guard(sources=sources).check(sentence)
+
+    refused = check("Refunds reach your card within 7 days after the bike arrives.")
+    assert not refused.ok and refused.reason == "invented_fact"
+    assert refused.detail == "7 calendar days where the facts say 7 business days"
+    wrong = check("Standard delivery takes 5 business days.")
+    assert not wrong.ok and wrong.detail == "5 business days where the facts say 5 calendar days"
+    # The kind the source names passes, in words or digits, "working" counting as business.
+    assert check("Refunds reach your card within 7 business days after the bike arrives.").ok
+    assert check("Refunds reach your card within seven working days after the bike arrives.").ok
+    assert check("Standard delivery takes 3 to 5 days.").ok
+
+
 def test_numbers_from_the_question_may_be_repeated():
     question = "Where is my order NW-482913?"
     assert verdict("Your order NW-482913 can be tracked online.", question=question).reason != (
