@@ -138,23 +138,25 @@ def unknown_facts(claimed: Facts, known: Facts) -> list[str]:
     return missing
 
 
-# "7 business days" and "7 days" are different facts (a week and a half, or a week): a number of
-# days keeps the kind of day its source names. Working days count as business days; calendar
-# days as plain days.
-_DAYS = re.compile(
+# A duration's number keeps its unit: "30 days" is not "30 weeks", and "7 business days" is not
+# "7 days" (a week and a half, or a week). Working days count as business days, calendar days as
+# plain days.
+_DURATION = re.compile(
     r"(?<![\w.])(\d+|" + "|".join(NUMBER_WORDS) + r")(?:[\s-]+(business|working|calendar))?"
-    r"[\s-]+days?\b",
+    r"[\s-]+(second|minute|hour|day|week|month|year)s?\b",
     re.I,
 )
 
 
-def day_kinds(text: str) -> dict[str, set[str]]:
-    """For each number of days in `text`, the kinds it is stated in: "business" or "calendar"."""
-    kinds: dict[str, set[str]] = {}
-    for match in _DAYS.finditer(text or ""):
+def duration_units(text: str) -> dict[str, set[str]]:
+    """For each number stated as a duration in `text`, its units ("day", "business day",
+    "week", ...)."""
+    units: dict[str, set[str]] = {}
+    for match in _DURATION.finditer(text or ""):
         amount = match.group(1).lower()
         number = str(NUMBER_WORDS[amount]) if amount in NUMBER_WORDS else amount
-        qualifier = (match.group(2) or "").lower()
-        kind = "business" if qualifier in {"business", "working"} else "calendar"
-        kinds.setdefault(_canonical_number(number, None), set()).add(kind)
-    return kinds
+        unit = match.group(3).lower()
+        if (match.group(2) or "").lower() in {"business", "working"}:
+            unit = f"business {unit}"
+        units.setdefault(_canonical_number(number, None), set()).add(unit)
+    return units

@@ -31,7 +31,7 @@ from apps.assistant.answer_text import (
     without_citations,
     without_list_mark,
 )
-from apps.assistant.facts import NUMBER_WORDS, Facts, day_kinds, extract_facts, unknown_facts
+from apps.assistant.facts import NUMBER_WORDS, Facts, duration_units, extract_facts, unknown_facts
 from apps.assistant.lexicon import (
     GENERIC_WORDS,
     Embed,
@@ -158,11 +158,11 @@ class Guard:
         self.embed = embed
         self.question = question
         self.known = Facts()
-        self.day_kinds: dict[str, set[str]] = {}
+        self.durations: dict[str, set[str]] = {}
         for text in (*sources, question, *extra_known):
             self.known.update(extract_facts(text, all_number_words=True))
-            for number, kinds in day_kinds(text).items():
-                self.day_kinds.setdefault(number, set()).update(kinds)
+            for number, units in duration_units(text).items():
+                self.durations.setdefault(number, set()).update(units)
         self.sentences: list[SourceSentence] = []
         for index, text in enumerate(sources):
             for sentence in split_sentences(strip_markup(text)):
@@ -257,14 +257,14 @@ class Guard:
         misplaced = self._misplaced_numbers(plain, claimed.numbers)
         if misplaced:
             return Verdict(False, "invented_fact", "said of something else: " + misplaced)
-        for number, kinds in day_kinds(plain).items():
-            stated = self.day_kinds.get(number)
-            if stated and not kinds & stated:
-                said, fact = sorted(kinds)[0], sorted(stated)[0]
+        for number, units in duration_units(plain).items():
+            stated = self.durations.get(number)
+            if stated and not units & stated:
+                said, fact = sorted(units)[0], sorted(stated)[0]
                 return Verdict(
                     False,
                     "invented_fact",
-                    f"{number} {said} days where the facts say {number} {fact} days",
+                    f"{number} {said}s where the facts say {number} {fact}s",
                 )
         if _REFUSAL.search(plain):
             return Verdict(False, "refusal", plain[:80])

@@ -104,6 +104,13 @@ def test_guard_uses_embedding_similarity_for_paraphrases():
     assert result.cosine >= grounding.SUPPORT_COSINE or result.lexical >= 0.5
 
 
+def test_a_duration_keeps_its_unit():
+    weeks = verdict("You have 30 weeks from the day your order is delivered to return it.")
+    assert not weeks.ok and weeks.detail == "30 weeks where the facts say 30 days"
+    assert verdict("You have 30 days from the day your order is delivered to return it.").ok
+    assert verdict("You have thirty days from the day your order is delivered to return it.").ok
+
+
 def test_business_days_and_days_are_different_facts():
     sources = [
         "Refunds reach your card within 7 business days after the bike arrives.",
@@ -115,9 +122,9 @@ def test_business_days_and_days_are_different_facts():
 
     refused = check("Refunds reach your card within 7 days after the bike arrives.")
     assert not refused.ok and refused.reason == "invented_fact"
-    assert refused.detail == "7 calendar days where the facts say 7 business days"
+    assert refused.detail == "7 days where the facts say 7 business days"
     wrong = check("Standard delivery takes 5 business days.")
-    assert not wrong.ok and wrong.detail == "5 business days where the facts say 5 calendar days"
+    assert not wrong.ok and wrong.detail == "5 business days where the facts say 5 days"
     # The kind the source names passes, in words or digits, "working" counting as business.
     assert check("Refunds reach your card within 7 business days after the bike arrives.").ok
     assert check("Refunds reach your card within seven working days after the bike arrives.").ok
