@@ -315,8 +315,7 @@ async def confirm(request: HttpRequest) -> HttpResponse:
     except ApplicationError as exc:
         return _error(exc)
     conversation = session.conversation
-    claims = session.claims or {}
-    who = f"customer {claims.get('sub')}" if claims.get("sub") else "anonymous visitor"
+    who = session.actor
     newest = await db_async(selectors.messages_after)(conversation=conversation, limit=1)
     before = newest[-1].seq if newest else 0
     try:

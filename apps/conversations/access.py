@@ -38,6 +38,12 @@ class Session:
     # The page the widget is on (routing rules match on it).
     page_url: str = ""
 
+    @property
+    def actor(self) -> str:
+        """Who acts, as the audit of a confirmed action records it."""
+        sub = (self.claims or {}).get("sub")
+        return f"customer {sub}" if sub else "anonymous visitor"
+
 
 def authorize(
     *,

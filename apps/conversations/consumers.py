@@ -374,8 +374,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.keep(asyncio.create_task(self.confirm_action(conversation, call_id, accept)))
 
     async def confirm_action(self, conversation: Conversation, call_id: str, accept: bool) -> None:
-        claims = self.session.claims or {}
-        who = f"customer {claims.get('sub')}" if claims.get("sub") else "anonymous visitor"
+        who = self.session.actor
         async with self.answer_lock:
             try:
                 frame = await answering.answerer().confirm_action(

@@ -183,13 +183,11 @@ class InvitationForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        tenant, email = cleaned.get("tenant"), cleaned.get("email")
-        if (
-            tenant
-            and email
-            and Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists()
-        ):
-            raise forms.ValidationError({"email": f"{email} is already a member of {tenant}."})
+        if cleaned.get("tenant") and cleaned.get("email"):
+            try:
+                invitations.invitation_check(tenant=cleaned["tenant"], email=cleaned["email"])
+            except ApplicationError as exc:
+                raise forms.ValidationError({"email": exc.message}) from exc
         return cleaned
 
 

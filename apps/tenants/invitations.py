@@ -37,6 +37,18 @@ def invitation_link(token: str) -> str:
     return f"{settings.PUBLIC_URL.rstrip('/')}/invitations/{token}/"
 
 
+def _gone(message: str) -> ApplicationError:
+    return ApplicationError(message, code="gone", status_code=410)
+
+
+def invitation_check(*, tenant: Tenant, email: str) -> None:
+    """Refuse to invite someone who is already a member (the admin's form asks it first)."""
+    if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
+        raise ApplicationError(
+            f"{email} is already a member of {tenant.name}.", code="already_member"
+        )
+
+
 @transaction.atomic
 def invitation_create(
     *, tenant: Tenant, email: str, role: Role | str, by: Any = None
@@ -48,10 +60,7 @@ def invitation_create(
     if not email or "@" not in email:
         raise ApplicationError("An email address is required.", extra={"email": email})
     role = Role(role)
-    if Membership.objects.for_tenant(tenant).filter(user__email__iexact=email).exists():
-        raise ApplicationError(
-            f"{email} is already a member of {tenant.name}.", code="already_member"
-        )
+    invitation_check(tenant=tenant, email=email)
     Invitation.objects.for_tenant(tenant).filter(
         email__iexact=email, accepted_at__isnull=True
     ).delete()
@@ -106,15 +115,9 @@ def invitation_for_token(*, token: str) -> Invitation:
     if invitation is None:
         raise NotFoundError("This invitation link is not valid (it may have been revoked).")
     if invitation.accepted_at is not None:
-        raise ApplicationError(
-            "This invitation was already accepted.", code="gone", status_code=410
-        )
+        raise _gone("This invitation was already accepted.")
     if invitation.expires_at <= timezone.now():
-        raise ApplicationError(
-            "This invitation has expired; ask the owner for a new one.",
-            code="gone",
-            status_code=410,
-        )
+        raise _gone("This invitation has expired; ask the owner for a new one.")
     if not invitation.tenant.is_active:
         raise NotFoundError("This invitation link is not valid.")
     return invitation
@@ -128,10 +131,8 @@ def invitation_accept(*, token: str, user: Any) -> Membership:
     found = invitation_for_token(token=token)
     invitation = Invitation.objects.unscoped().select_for_update().get(pk=found.pk)
     if invitation.accepted_at is not None:  # accepted in the meantime
-        raise ApplicationError(
-            "This invitation was already accepted.", code="gone", status_code=410
-        )
-    if (user.email or "").strip().lower() != invitation.email:
+        raise _gone("This invitation was already accepted.")
+    if not invitation.is_for(user):
         raise PermissionDeniedError(
             f"This invitation was sent to {invitation.email}; sign in with that account to "
             "accept it."

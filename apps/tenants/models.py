@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import urlparse
 
 from django.conf import settings
@@ -289,3 +290,7 @@ class Invitation(TenantScopedModel):
 
     def __str__(self) -> str:
         return f"{self.email} · {self.get_role_display()} of {self.tenant}"
+
+    def is_for(self, user: Any) -> bool:
+        """Whether `user` is the account this invitation was sent to (by email)."""
+        return (getattr(user, "email", "") or "").strip().lower() == self.email

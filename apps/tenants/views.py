@@ -30,7 +30,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         return _page(request, {"error": exc.message}, exc.status_code)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    wrong_account = (request.user.email or "").strip().lower() != pending.email
+    wrong_account = not pending.is_for(request.user)
     if request.method == "POST" and not wrong_account:
         try:
             membership = invitation_accept(token=token, user=request.user)
