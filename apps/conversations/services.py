@@ -169,23 +169,19 @@ def conversation_identify(*, conversation: Conversation, claims: dict[str, Any])
     instance is updated either way."""
     scoped = Conversation.objects.for_tenant(conversation.tenant_id)
     locked = scoped.select_for_update().get(pk=conversation.pk)
-    if locked.contact_id is None:
-        contact = contact_from_claims(tenant=locked.tenant, claims=claims)
+    changed = locked.contact_id is None
+    if changed:
         groups = claims.get("groups") if isinstance(claims.get("groups"), list) else []
-        locked.contact = contact
-        locked.context = {**(locked.context or {}), **_claims_context(claims)}
+        locked.contact = contact_from_claims(tenant=locked.tenant, claims=claims)
+        locked.context = {
+            **(locked.context or {}),
+            "claims": routing_context(claims=claims)["claims"],
+        }
         locked.access_groups = sorted({*locked.access_groups, *map(str, groups)})
         locked.save(update_fields=["contact", "context", "access_groups", "updated_at"])
-        changed = True
-    else:
-        changed = False
     conversation.contact = locked.contact
     conversation.context, conversation.access_groups = locked.context, locked.access_groups
     return changed
-
-
-def _claims_context(claims: dict[str, Any]) -> dict[str, Any]:
-    return {"claims": routing_context(claims=claims)["claims"]}
 
 
 def _context_value(value: Any) -> Any:

@@ -261,20 +261,15 @@ def page_key(hit: SearchHit) -> str:
 def page_support(keys: Sequence[str], fused: Sequence[float]) -> list[float]:
     """For each candidate, the best ``fused`` value among the other candidates of its page
     (0 when it is the only one)."""
-    best: dict[str, list[float]] = {}
+    by_page: dict[str, list[float]] = {}
     for key, value in zip(keys, fused, strict=True):
-        top = best.setdefault(key, [])
-        top.append(value)
-        top.sort(reverse=True)
-        del top[2:]
+        by_page.setdefault(key, []).append(value)
+    top_two = {key: sorted(values, reverse=True)[:2] for key, values in by_page.items()}
     support = []
     for key, value in zip(keys, fused, strict=True):
-        top = best[key]
+        top = top_two[key]
         # The best other value: the page's runner-up when this candidate is the page's best.
-        if len(top) < 2:
-            support.append(0.0)
-        else:
-            support.append(top[1] if value >= top[0] else top[0])
+        support.append(0.0 if len(top) < 2 else top[1] if value >= top[0] else top[0])
     return support
 
 
