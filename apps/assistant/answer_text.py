@@ -45,6 +45,8 @@ def has_markup(text: str) -> bool:
 _ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "approx.", "vs.", "no.", "mr.", "mrs.", "dr.", "st.")
 CITATION = re.compile(r"\s*\[(\d{1,2}(?:\s*,\s*\d{1,2})*)\]")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)])\s+")
+# A list number on its own ("1."), before its item has come.
+_LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")
 # A sentence ends at . ! ? (plus closing quotes, brackets, citation markers) before a space and
 # an upper-case letter, a digit, a quote, a tag or a list mark (closing tags stay with the
 # sentence they end), or at a line break.
@@ -58,8 +60,10 @@ def split_sentences(text: str) -> list[str]:
     """Sentences and list items of `text`, in order, stripped; citation markers stay attached
     to the sentence they end."""
     sentences: list[str] = []
+    carried = ""  # a list number ("1.") whose item is on the next line
     for line in (text or "").splitlines():
-        line = line.strip()
+        line = f"{carried} {line.strip()}".strip()
+        carried = ""
         if not line:
             continue
         start = 0
@@ -69,12 +73,18 @@ def split_sentences(text: str) -> list[str]:
             last_word = candidate.split()[-1].lower() if candidate.split() else ""
             if last_word in _ABBREVIATIONS or re.search(r"\b[A-Z]\.$", candidate):
                 continue
+            if _LIST_NUMBER.match(candidate):
+                continue  # "1. Part: Frame ..." is one item, not "1." and a sentence
             if candidate:
                 sentences.append(candidate)
             start = match.end()
         rest = line[start:].strip()
-        if rest:
+        if _LIST_NUMBER.match(rest):
+            carried = rest
+        elif rest:
             sentences.append(rest)
+    if carried:
+        sentences.append(carried)
     return sentences
 
 
@@ -87,6 +97,8 @@ def complete_sentences(buffer: str) -> tuple[list[str], str]:
     if not parts:
         return [], buffer
     if buffer.endswith("\n"):
+        if _LIST_NUMBER.match(parts[-1]):
+            return parts[:-1], buffer[buffer.rfind(parts[-1]) :]  # its item is yet to come
         return parts, ""
     *done, last = parts
     tail_start = buffer.rfind(last)

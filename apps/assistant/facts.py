@@ -160,3 +160,61 @@ def duration_units(text: str) -> dict[str, set[str]]:
             unit = f"business {unit}"
         units.setdefault(_canonical_number(number, None), set()).add(unit)
     return units
+
+
+# A range is one fact: "6 to 9 business days" does not say "6 business days", nor "$25 to
+# $1,000" "$1,000". Dashes count between bare numbers ("3-5 days"); phone numbers, times, emails
+# and URLs are taken out first, as in `extract_facts`.
+_AMOUNT = r"[$€£]?\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
+_RANGE = re.compile(
+    rf"(?<![\w.]){_AMOUNT}\s*(?:%|[a-z]+)?\s*(?:to|\u2013|\u2014|-)\s*{_AMOUNT}(?!\w|\.\d|-\d)"
+    rf"|\bbetween\s+{_AMOUNT}\s*(?:%|[a-z]+)?\s*and\s+{_AMOUNT}(?!\w|\.\d)",
+    re.I,
+)
+
+
+@dataclass
+class Ranges:
+    """The numbers a text states as the ends of a range, and those it states on their own."""
+
+    ends: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    alone: set[str] = field(default_factory=set)
+
+    def update(self, other: Ranges) -> None:
+        for number, pairs in other.ends.items():
+            self.ends.setdefault(number, set()).update(pairs)
+        self.alone |= other.alone
+
+    def cut(self, claimed: set[str], stated: set[str]) -> tuple[str, str] | None:
+        """A range of which a `claimed` number is one end, stated nowhere on its own, while
+        `stated` (every number of the answer, number words included) lacks the other end
+        ("6 business days" where the text only says "6 to 9 business days"); else None."""
+        for number in sorted(claimed - self.alone):
+            for low, high in sorted(self.ends.get(number, ())):
+                if not {low, high} <= stated:
+                    return low, high
+        return None
+
+
+def number_ranges(text: str) -> Ranges:
+    """The ranges of `text` (each end with the range it belongs to) and its other numbers."""
+    text = "\n".join(without_list_mark(line) for line in (text or "").splitlines())
+    text = CITATION.sub(" ", text)
+    text = _EMAIL.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = _PHONE.sub(lambda m: " " if len(_phone_digits(m.group(0))) >= 7 else m.group(0), text)
+    text = _TIME.sub(" ", text)
+    ranges = Ranges()
+
+    def record(match: re.Match[str]) -> str:
+        groups = match.groups()
+        first = groups[0:4] if groups[0] is not None else groups[4:8]
+        low = _canonical_number(first[0], first[1])
+        high = _canonical_number(first[2], first[3])
+        for number in (low, high):
+            ranges.ends.setdefault(number, set()).add((low, high))
+        return " "
+
+    rest = _RANGE.sub(record, text)
+    ranges.alone = extract_facts(rest, all_number_words=True).numbers
+    return ranges

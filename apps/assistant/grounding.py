@@ -31,7 +31,15 @@ from apps.assistant.answer_text import (
     without_citations,
     without_list_mark,
 )
-from apps.assistant.facts import NUMBER_WORDS, Facts, duration_units, extract_facts, unknown_facts
+from apps.assistant.facts import (
+    NUMBER_WORDS,
+    Facts,
+    Ranges,
+    duration_units,
+    extract_facts,
+    number_ranges,
+    unknown_facts,
+)
 from apps.assistant.lexicon import (
     GENERIC_WORDS,
     Embed,
@@ -129,12 +137,33 @@ class Verdict:
 # no fact states; small models get it backwards ("Yes, you can pay with bitcoin").
 # A template placeholder ("located at [address]", "[insert link]") is never a fact.
 _PLACEHOLDER = re.compile(r"\[(?!\s*\d)[^\]]{1,40}\]|\{\{?\s*\w+\s*\}\}?")
-_VERDICT = re.compile(r"^\s*(?:(?:yes|no|yeah|yep|nope)\b|the\s+answer\s+is\s+(?:yes|no)\b)", re.I)
+_VERDICT = re.compile(
+    r"^\s*(?:(?:yes|no|yeah|yep|nope)\b|"
+    r"the\s+(?:short\s+)?answer(?:\s+to\s+your\s+question)?\s+is\W{0,3}\s*(?:yes|no)\b)",
+    re.I,
+)
 # Negation: a claim and its supporting fact must agree ("You can add items" is not supported by
 # "We cannot add items").
 _NEGATION = re.compile(
     r"\b(?:not|no|never|cannot|none|nothing|neither|nor|without)\b|n['\u2019]t\b", re.I
 )
+# A condition or exception attached to a claim ("..., but only if you have a prepaid label") must
+# come from the fact that supports the claim (or be the customer's own): a small model adds
+# plausible conditions to true statements. A condition ends at the next comma or semicolon.
+_CONDITION = re.compile(
+    r"\b(?:only\s+if|if|unless|as\s+long\s+as|provided(?:\s+that)?|except(?:\s+for)?|"
+    r"only\s+when|on\s+condition\s+that)\b",
+    re.I,
+)
+_CONDITION_END = re.compile(r"[;,]|\.\s")
+CONDITION_SUPPORT = 0.5
+# A quoted name ("Privacy & Deletion", the button a small model invents) must be in the facts.
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d\n]{1,60})[\"\u201d]")
+# A clause may bring in at most this many content words that neither its best fact sentence nor
+# the question has: a small model splices a phrase of another fact into a true one ("by emailing
+# photos to the carrier's local depot", where the photos go to support and the depot holds
+# bikes nobody was home for).
+MAX_SPLICED_WORDS = 2
 _REFUSAL = re.compile(
     r"\b(?:i\s+(?:do\s+not|don't|cannot|can't|am\s+not\s+able\s+to)\s+(?:know|find|answer|help|"
     r"say|tell|see|provide)|(?:is|are)\s+not\s+(?:mentioned|provided|given|in\s+the\s+sources)|"
@@ -154,15 +183,33 @@ class Guard:
         question: str = "",
         embed: Embed | None = None,
         extra_known: Iterable[str] = (),
+        focus: Sequence[str] | None = None,
     ) -> None:
         self.embed = embed
         self.question = question
+        # The facts a sentence may state: those of `focus` (the evidence that answers the
+        # question, which the extractive answer would quote) and of the question; None: any
+        # source's. A small model otherwise answers with a neighbouring fact's number ("You can
+        # return your e-bike within 2 business days", the inspection's time, not the return's).
+        self.focus: Facts | None = None
+        if focus is not None:
+            self.focus = extract_facts(question, all_number_words=True)
+            for text in focus:
+                self.focus.update(extract_facts(text, all_number_words=True))
         self.known = Facts()
         self.durations: dict[str, set[str]] = {}
+        self.ranges = Ranges()
         for text in (*sources, question, *extra_known):
             self.known.update(extract_facts(text, all_number_words=True))
             for number, units in duration_units(text).items():
                 self.durations.setdefault(number, set()).update(units)
+            self.ranges.update(number_ranges(text))
+        self.question_words = content_words(question)
+        # Quoted labels ("click "Delete Account"") are looked up in this text.
+        self.source_text = " ".join(
+            " ".join(strip_markup(text).replace("*", "").casefold().split())
+            for text in (*sources, question, *extra_known)
+        )
         self.sentences: list[SourceSentence] = []
         for index, text in enumerate(sources):
             for sentence in split_sentences(strip_markup(text)):
@@ -188,14 +235,27 @@ class Guard:
 
     def _misplaced_numbers(self, plain: str, numbers: set[str]) -> str:
         """A number of the answer that the sources only state about something else ("the
-        battery warranty lasts 2 years" where 2 years is the frame's), or ""."""
-        question_numbers = extract_facts(self.question, all_number_words=True).numbers
-        context = _context_words(plain)
+        battery warranty lasts 2 years" where 2 years is the frame's), or "". Each clause's
+        numbers are judged by that clause's words (the sentence's when it has none of its own),
+        so "the battery is covered for 2 years, and the frame for 1 year" does not pass on
+        the strength of the other clause."""
+        unjudged = numbers - extract_facts(self.question, all_number_words=True).numbers
+        whole = _context_words(plain)
+        for clause in _CLAUSE.split(plain):
+            stated = extract_facts(clause).numbers & unjudged
+            unjudged -= stated
+            if misplaced := self._misplaced_in(clause, stated, _context_words(clause) or whole):
+                return misplaced
+        return self._misplaced_in(plain, unjudged, whole)
+
+    def _misplaced_in(self, text: str, numbers: set[str], context: set[str]) -> str:
+        """The first of `numbers` (stated in `text`, about `context`) that no source clause
+        states among enough of those words, nor in a clause close to `text`, or ""."""
         if not context:
             return ""
         needed = min(2, len(context), max(1, round(FACT_CONTEXT_SHARE * len(context))))
         needed = max(needed, 1)
-        for number in sorted(numbers - question_numbers):
+        for number in sorted(numbers):
             best = 0
             holding = []
             for source in self.sentences:
@@ -206,7 +266,7 @@ class Guard:
             if best >= needed or best / len(context) >= FACT_CONTEXT_SHARE:
                 continue
             if self.embed is not None and holding:
-                vectors = np.asarray(self.embed([plain, *holding]))
+                vectors = np.asarray(self.embed([text, *holding]))
                 if float(np.max(vectors[1:] @ vectors[0])) >= FACT_CONTEXT_COSINE:
                     continue
             return number
@@ -234,6 +294,48 @@ class Guard:
             self._vocabulary_vectors = np.asarray(self.embed(known)) if known else np.zeros((0, 0))
         return without_synonyms(surfaces, self._vocabulary_vectors, self.embed)
 
+    def _unsupported_condition(self, plain: str, source: int | None) -> str:
+        """The first condition of `plain` ("only if you have a prepaid label") whose words no
+        sentence of its supporting source holds (CONDITION_SUPPORT of them, the question's
+        words counting too), or ""."""
+        for match in _CONDITION.finditer(plain):
+            clause = _CONDITION_END.split(plain[match.end() :], maxsplit=1)[0]
+            wanted = _context_words(clause) - GENERIC_WORDS
+            if not wanted:
+                continue
+            held = max(
+                (
+                    len(wanted & (s.words | self.question_words))
+                    for s in self.sentences
+                    if s.source == source
+                ),
+                default=0,
+            )
+            if held < CONDITION_SUPPORT * len(wanted):
+                return f"{match.group(0)}{clause}".strip()
+        return ""
+
+    def _spliced_words(self, plain: str) -> list[str]:
+        """The words of the first clause of `plain` that holds more than MAX_SPLICED_WORDS
+        content words its best fact sentence and the question lack, or []."""
+        for clause in _CLAUSE.split(plain):
+            wanted = _context_words(clause) - GENERIC_WORDS - self.question_words
+            if len(wanted) <= MAX_SPLICED_WORDS:
+                continue
+            held = max((wanted & s.words for s in self.sentences), key=len, default=set())
+            spliced = wanted - held
+            if len(spliced) > MAX_SPLICED_WORDS:
+                return sorted(spliced)
+        return []
+
+    def _echoes_question(self, plain: str, own: set[str]) -> bool:
+        """Whether `plain` only says what the question said, with the same polarity (an answer
+        to "Do I need to register?" may be "You don't need to register")."""
+        new = own - self.question_words - GENERIC_WORDS - _NOT_CONTEXT
+        if any(not _NEGATION.fullmatch(word) for word in new):
+            return False
+        return bool(_NEGATION.search(plain)) == bool(_NEGATION.search(self.question))
+
     def check(self, sentence: str) -> Verdict:
         """The verdict on the next sentence of the answer (already stripped of markup)."""
         plain = without_list_mark(without_citations(sentence)).strip()
@@ -254,6 +356,10 @@ class Guard:
         missing = unknown_facts(claimed, self.known)
         if missing:
             return Verdict(False, "invented_fact", ", ".join(missing[:5]))
+        if self.focus is not None and (elsewhere := unknown_facts(claimed, self.focus)):
+            return Verdict(
+                False, "invented_fact", "a fact of other evidence: " + ", ".join(elsewhere[:5])
+            )
         misplaced = self._misplaced_numbers(plain, claimed.numbers)
         if misplaced:
             return Verdict(False, "invented_fact", "said of something else: " + misplaced)
@@ -266,12 +372,21 @@ class Guard:
                     "invented_fact",
                     f"{number} {said}s where the facts say {number} {fact}s",
                 )
+        cut = self.ranges.cut(claimed.numbers, extract_facts(plain, all_number_words=True).numbers)
+        if cut:
+            return Verdict(False, "invented_fact", f"one end of {cut[0]} to {cut[1]}")
         if _REFUSAL.search(plain):
             return Verdict(False, "refusal", plain[:80])
         if placeholder := _PLACEHOLDER.search(plain):
             return Verdict(False, "invented_fact", "a placeholder: " + placeholder[0])
         if _VERDICT.search(plain):
             return Verdict(False, "unsupported", "a yes/no verdict no fact states")
+        if own and self._echoes_question(plain, own):
+            # "Your bike box arrived damaged." answers nothing: the customer said it.
+            return Verdict(False, "unsupported", "repeats the customer's question")
+        for label in _QUOTED.findall(plain):
+            if " ".join(label.casefold().split()) not in self.source_text:
+                return Verdict(False, "invented_fact", f'a label no fact has: "{label}"')
         if len(own) < MIN_CLAIM_WORDS:
             self.accepted.append(own)
             return Verdict(True, claim=False)
@@ -304,11 +419,20 @@ class Guard:
         source = self.sentences[index].source if index is not None else None
         if supported and index is not None:
             fact = self.sentences[index].text
+            objection: tuple[str, str] | None = None
             if bool(_NEGATION.search(plain)) != bool(_NEGATION.search(fact)):
+                objection = ("contradiction", f"negation differs from the fact: {fact[:80]}")
+            elif condition := self._unsupported_condition(plain, source):
+                objection = (
+                    "unsupported",
+                    f"a condition its fact does not state: {condition[:80]}",
+                )
+            elif spliced := self._spliced_words(plain):
+                objection = ("unsupported", "words from another fact: " + ", ".join(spliced[:5]))
+            if objection:
                 return Verdict(
                     False,
-                    "contradiction",
-                    f"negation differs from the fact: {fact[:80]}",
+                    *objection,
                     source=source,
                     cosine=round(best_cosine, 3),
                     lexical=round(best_lexical, 3),

@@ -180,6 +180,7 @@ class ModelAnswers:
             sources=[u.plain for u in units],
             question=self.request.question,
             embed=encode,
+            focus=[u.plain for u in evidence_mod.select(found)],
         )
         check = sync_to_async(guard.check, thread_sensitive=False)
         citations = Citations(self.chunks)

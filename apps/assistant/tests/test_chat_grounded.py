@@ -157,14 +157,14 @@ async def test_a_fully_grounded_answer_streams_sentence_by_sentence_with_its_cit
     await ingest(tenant_a, "Returns and refunds", RETURNS, url="https://acme.example.com/returns")
     scripted_model.script = (
         "<p>You have 30 days from delivery to return a bike [2].</p> "
-        "Refunds reach your card within 5 business days."
+        "Start a return from Orders, then Return item."
     )
     communicator, _ = await open_chat(tenant_a)
     before, done = await ask(communicator, "How many days do I have to return a bike?")
     tokens = [f["delta"] for f in before if f["type"] == "token"]
     assert tokens == [
         "You have 30 days from delivery to return a bike. [1]",
-        " Refunds reach your card within 5 business days. [1]",
+        " Start a return from Orders, then Return item. [1]",
     ]
     final = done["message"]
     assert "<p>" not in final["content"]  # markup stripped before anything is shown

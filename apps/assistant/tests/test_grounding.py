@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from apps.assistant import answer_text, evidence, grounding, scope
+from apps.assistant import answer_text, evidence, facts, grounding, scope
 
 SOURCES = [
     "Part: Frame and rigid fork; Warranty period: 2 years",
@@ -129,6 +129,231 @@ def test_business_days_and_days_are_different_facts():
     assert check("Refunds reach your card within 7 business days after the bike arrives.").ok
     assert check("Refunds reach your card within seven working days after the bike arrives.").ok
     assert check("Standard delivery takes 3 to 5 days.").ok
+
+
+def test_one_end_of_a_range_is_not_a_fact():
+    sources = [
+        "What you ordered: Any order to Alaska or Hawaii; Delivery time after shipping: "
+        "6 to 9 business days; Price: $149 surcharge per e-bike",
+        "Gift cards are available from $25 to $1,000 and never expire.",
+    ]
+
+    def check(sentence: str) -> grounding.Verdict:
+        return grounding.Guard(sources=sources).check(sentence)
+
+    # The small model wrote this for the demo's Alaska row: true of no order.
+    low = check("Orders to Alaska or Hawaii arrive 6 business days after shipping.")
+    assert not low.ok and low.reason == "invented_fact"
+    assert low.detail == "one end of 6 to 9"
+    high = check("Gift cards are available for $1,000.")
+    assert not high.ok and high.detail == "one end of 25 to 1000"
+    # The whole range passes, in digits or words, and so does a number stated on its own.
+    assert check("Orders to Alaska or Hawaii arrive 6 to 9 business days after shipping.").ok
+    assert check("Orders to Alaska or Hawaii arrive six to nine business days after shipping.").ok
+    assert check("Gift cards are available from $25 to $1,000 and never expire.").ok
+    assert check("Orders to Alaska or Hawaii pay a $149 surcharge per e-bike.").ok
+
+
+def test_number_ranges_reads_each_way_of_writing_a_range():
+    read = facts.number_ranges("Standard delivery takes 3-5 days, express between 1 and 2 days.")
+    assert read.ends == {"3": {("3", "5")}, "5": {("3", "5")}, "1": {("1", "2")}, "2": {("1", "2")}}
+    assert facts.number_ranges("Prices go from 10 % to 20 %.").ends["20"] == {("10", "20")}
+    # Phone numbers and opening hours are not ranges; a lone number is kept as such.
+    hours = facts.number_ranges("Call +1 (503) 555-0142, Monday to Friday 8:00 to 18:00, 2 lines.")
+    assert hours.ends == {} and hours.alone == {"2"}
+
+
+def test_a_condition_must_come_from_the_fact_it_is_attached_to():
+    sources = [
+        "Express shipping is available for parts and accessories only.",
+        "**Prepaid label** for parts and accessories: $6.95, deducted from your refund.",
+        "You can cancel or change your order yourself within 2 hours of placing it, as long as "
+        "its status is still Received. Once an order has shipped, it can no longer be canceled.",
+    ]
+
+    def check(sentence: str, question: str = "") -> grounding.Verdict:
+        return grounding.Guard(sources=sources, question=question).check(sentence)
+
+    # The small model added this condition to a true statement (demo set, express shipping).
+    added = check(
+        "Express shipping is available for parts and accessories, "
+        "but only if you have a prepaid label."
+    )
+    assert not added.ok and added.reason == "unsupported"
+    assert added.detail == "a condition its fact does not state: only if you have a prepaid label."
+    assert check("Express shipping is available for parts and accessories only.").ok
+    # A condition its own fact states passes, as does one from the same source's next sentence.
+    assert check(
+        "You can cancel your order within 2 hours of placing it, as long as its status is "
+        "still Received."
+    ).ok
+    assert check(
+        "If your order has already shipped, it can no longer be canceled.",
+        question="My order has already shipped, can I still cancel it?",
+    ).ok
+    moved = check("You can cancel your order within 2 hours of placing it, unless it is express.")
+    assert not moved.ok and "unless it is express" in moved.detail
+
+
+def test_a_phrase_spliced_in_from_another_fact_is_unsupported():
+    sources = [
+        "If the box is visibly damaged, note it on the delivery receipt before you sign. Report "
+        "any damage or missing item within 48 hours of delivery by emailing photos of the box, "
+        "the label and the damage to support@northwind-bikes.example.",
+        "After three failed attempts the bike is held at the carrier's local depot for five "
+        "business days before it is returned to us.",
+    ]
+    question = "My bike box arrived damaged. How long do I have to report it?"
+
+    def check(sentence: str) -> grounding.Verdict:
+        return grounding.Guard(sources=sources, question=question).check(sentence)
+
+    # The small model wrote this (demo set): the photos go to support, not to the depot.
+    spliced = check(
+        "You can report your bike box damaged within 48 hours of delivery by emailing photos "
+        "to the carrier's local depot."
+    )
+    assert not spliced.ok and spliced.reason == "unsupported"
+    assert spliced.detail == "words from another fact: carrier, depot, local"
+    assert check(
+        "Report any damage within 48 hours of delivery by emailing photos of the box to "
+        "support@northwind-bikes.example."
+    ).ok
+    # Two facts in one sentence, each clause from its own fact, pass.
+    assert check(
+        "Report any damage within 48 hours of delivery by emailing photos of the box, and after "
+        "three failed delivery attempts the bike is held at the carrier's local depot."
+    ).ok
+
+
+def test_each_clause_keeps_its_numbers_with_its_own_subject():
+    from apps.assistant.retrieval import encode
+
+    # The small model swapped the demo's two warranties in one sentence; each clause alone is
+    # about the wrong part, though the sentence names both parts.
+    swapped = grounding.Guard(sources=SOURCES, embed=encode).check(
+        "The battery warranty covers 2 years, and the frame is covered for 1 year or 500 full "
+        "charge cycles."
+    )
+    assert not swapped.ok and swapped.reason == "invented_fact"
+    assert swapped.detail == "said of something else: 2"
+    assert (
+        grounding.Guard(sources=SOURCES, embed=encode)
+        .check("The frame warranty covers 2 years, and the battery is covered for 1 year.")
+        .ok
+    )
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The answer is: Yes, it does cost something.",
+        "The short answer is no, it is free.",
+        "The answer to your question is no, the order cannot be changed.",
+    ],
+)
+def test_a_verdict_after_a_colon_is_still_a_verdict(sentence):
+    result = verdict(sentence)
+    assert not result.ok and result.reason == "unsupported"
+    assert result.detail == "a yes/no verdict no fact states"
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence"),
+    [
+        (
+            "My bike box arrived damaged. How long do I have to report it?",
+            "Your bike box arrived damaged.",
+        ),
+        (
+            "The tracking for my bike hasn't changed in 4 days, what should I do?",
+            "The tracking for your bike has not changed in 4 days.",
+        ),
+        (
+            "When is my card actually charged for an order?",
+            "When is my card actually charged for an order?",
+        ),
+        (
+            "My battery only holds about 60% of its capacity after 8 months, a warranty case?",
+            "A battery only holds about 60% of its capacity after 8 months, a warranty case?",
+        ),
+    ],
+)
+def test_a_sentence_that_only_repeats_the_question_is_not_an_answer(question, sentence):
+    result = verdict(sentence, question=question)
+    assert not result.ok and result.reason == "unsupported"
+    assert result.detail == "repeats the customer's question"
+
+
+def test_an_answer_may_reuse_the_questions_words():
+    question = "Do I need to register my bike for the warranty to be valid?"
+    sources = ["You don't need to register your bike: the warranty is valid from the receipt."]
+    guard = grounding.Guard(sources=sources, question=question)
+    # A yes/no answer is the question's words with the other polarity.
+    assert guard.check("You don't need to register your bike for the warranty.").ok
+    assert verdict(
+        "The frame is covered for 2 years.", question="How long is the frame covered?"
+    ).ok
+
+
+def test_a_list_number_stays_with_its_item():
+    assert answer_text.split_sentences("1.\nPart: Frame.\n2. Part: Battery.") == [
+        "1. Part: Frame.",
+        "2. Part: Battery.",
+    ]
+    # While streaming, a list number at the end of a line waits for its item.
+    assert answer_text.complete_sentences("Here they are.\n1.\n") == (["Here they are."], "1.\n")
+
+
+def test_with_a_focus_only_the_answering_evidences_facts_may_be_stated():
+    sources = [
+        "You have 30 days from the day your order is delivered to return it.",
+        "We inspect every return within 2 business days of receiving it.",
+        "Portland: 1420 NW Lovejoy Street, phone +1 (503) 555-0150.",
+        "Seattle: 88 Elliott Avenue West, phone +1 (206) 555-0177.",
+    ]
+
+    def check(sentence: str, focus: list[str], question: str) -> grounding.Verdict:
+        return grounding.Guard(sources=sources, question=question, focus=focus).check(sentence)
+
+    returns = "How long do I have to return my e-bike?"
+    # The small model answered with the inspection's number (demo set).
+    wrong = check("You can return your e-bike within 2 business days.", sources[:1], returns)
+    assert not wrong.ok and wrong.reason == "invented_fact"
+    assert wrong.detail == "a fact of other evidence: 2"
+    assert check("You can return your order within 30 days of delivery.", sources[:1], returns).ok
+    seattle = "What's the phone number of the Seattle service center?"
+    portland = check("Call the Seattle service center at 503-555-0150.", sources[3:], seattle)
+    assert not portland.ok and portland.detail == "a fact of other evidence: 5035550150"
+    # Without a focus, any source's fact may be stated (the inspection's 2 days is real).
+    assert (
+        grounding.Guard(sources=sources)
+        .check("We inspect every return within 2 business days of receiving it.")
+        .ok
+    )
+
+
+def test_a_quoted_label_must_be_in_the_facts():
+    sources = ["Go to **Account > Privacy** and choose **Delete account**, then confirm."]
+    question = "How do I delete my Northwind account?"
+
+    def check(sentence: str) -> grounding.Verdict:
+        return grounding.Guard(sources=sources, question=question).check(sentence)
+
+    # The small model invented the menu (demo set).
+    invented = check(
+        "Go to your account and click on \u201cPrivacy & Deletion\u201d, then confirm."
+    )
+    assert not invented.ok and invented.reason == "invented_fact"
+    assert invented.detail == 'a label no fact has: "Privacy & Deletion"'
+    assert check('Go to Account > Privacy, choose "Delete Account" and confirm.').ok
+
+
+def test_a_short_echo_of_the_question_is_not_shown_as_filler():
+    question = "I forgot my password. How long is the reset link valid?"
+    result = verdict("I forgot my password.", question=question)
+    assert not result.ok and result.detail == "repeats the customer's question"
+    assert verdict("Sure!", question=question).ok
 
 
 def test_numbers_from_the_question_may_be_repeated():
