@@ -6,6 +6,7 @@ the lexical, fact and repetition checks need no model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import pytest
@@ -24,8 +25,9 @@ SOURCES = [
 ]
 
 
-def verdict(sentence: str, **kwargs) -> grounding.Verdict:
-    return grounding.Guard(sources=SOURCES, **kwargs).check(sentence)
+def verdict(sentence: str, sources: list[str] = SOURCES, **kwargs) -> grounding.Verdict:
+    """A new guard's verdict on `sentence` (no earlier sentences of the answer)."""
+    return grounding.Guard(sources=sources, **kwargs).check(sentence)
 
 
 @pytest.mark.parametrize(
@@ -116,10 +118,7 @@ def test_business_days_and_days_are_different_facts():
         "Refunds reach your card within 7 business days after the bike arrives.",
         "Standard delivery takes 3 to 5 days.",
     ]
-
-    def check(sentence: str) -> grounding.Verdict:
-        return grounding.Guard(sources=sources).check(sentence)
-
+    check = functools.partial(verdict, sources=sources)
     refused = check("Refunds reach your card within 7 days after the bike arrives.")
     assert not refused.ok and refused.reason == "invented_fact"
     assert refused.detail == "7 days where the facts say 7 business days"
@@ -137,10 +136,7 @@ def test_one_end_of_a_range_is_not_a_fact():
         "6 to 9 business days; Price: $149 surcharge per e-bike",
         "Gift cards are available from $25 to $1,000 and never expire.",
     ]
-
-    def check(sentence: str) -> grounding.Verdict:
-        return grounding.Guard(sources=sources).check(sentence)
-
+    check = functools.partial(verdict, sources=sources)
     # The small model wrote this for the demo's Alaska row: true of no order.
     low = check("Orders to Alaska or Hawaii arrive 6 business days after shipping.")
     assert not low.ok and low.reason == "invented_fact"
@@ -170,10 +166,7 @@ def test_a_condition_must_come_from_the_fact_it_is_attached_to():
         "You can cancel or change your order yourself within 2 hours of placing it, as long as "
         "its status is still Received. Once an order has shipped, it can no longer be canceled.",
     ]
-
-    def check(sentence: str, question: str = "") -> grounding.Verdict:
-        return grounding.Guard(sources=sources, question=question).check(sentence)
-
+    check = functools.partial(verdict, sources=sources)
     # The small model added this condition to a true statement (demo set, express shipping).
     added = check(
         "Express shipping is available for parts and accessories, "
@@ -205,9 +198,7 @@ def test_a_phrase_spliced_in_from_another_fact_is_unsupported():
     ]
     question = "My bike box arrived damaged. How long do I have to report it?"
 
-    def check(sentence: str) -> grounding.Verdict:
-        return grounding.Guard(sources=sources, question=question).check(sentence)
-
+    check = functools.partial(verdict, sources=sources, question=question)
     # The small model wrote this (demo set): the photos go to support, not to the depot.
     spliced = check(
         "You can report your bike box damaged within 48 hours of delivery by emailing photos "
@@ -314,7 +305,7 @@ def test_with_a_focus_only_the_answering_evidences_facts_may_be_stated():
     ]
 
     def check(sentence: str, focus: list[str], question: str) -> grounding.Verdict:
-        return grounding.Guard(sources=sources, question=question, focus=focus).check(sentence)
+        return verdict(sentence, sources, question=question, focus=focus)
 
     returns = "How long do I have to return my e-bike?"
     # The small model answered with the inspection's number (demo set).
@@ -337,9 +328,7 @@ def test_a_quoted_label_must_be_in_the_facts():
     sources = ["Go to **Account > Privacy** and choose **Delete account**, then confirm."]
     question = "How do I delete my Northwind account?"
 
-    def check(sentence: str) -> grounding.Verdict:
-        return grounding.Guard(sources=sources, question=question).check(sentence)
-
+    check = functools.partial(verdict, sources=sources, question=question)
     # The small model invented the menu (demo set).
     invented = check(
         "Go to your account and click on \u201cPrivacy & Deletion\u201d, then confirm."
