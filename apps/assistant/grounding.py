@@ -143,9 +143,12 @@ _VERDICT = re.compile(
     re.I,
 )
 # Negation: a claim and its supporting fact must agree ("You can add items" is not supported by
-# "We cannot add items").
+# "We cannot add items"; "The service centers are open on Mondays" by "They are closed on
+# Sundays, Mondays and US public holidays").
 _NEGATION = re.compile(
-    r"\b(?:not|no|never|cannot|none|nothing|neither|nor|without)\b|n['\u2019]t\b", re.I
+    r"\b(?:not|no|never|cannot|none|nothing|neither|nor|without|closed|unavailable|excluded|"
+    r"prohibited|forbidden)\b|n['\u2019]t\b|\bnon-",
+    re.I,
 )
 # A condition or exception attached to a claim ("..., but only if you have a prepaid label") must
 # come from the fact that supports the claim (or be the customer's own): a small model adds
@@ -157,6 +160,17 @@ _CONDITION = re.compile(
 )
 _CONDITION_END = re.compile(r"[;,]|\.\s")
 CONDITION_SUPPORT = 0.5
+# A day the answer names must be named by the fact that supports it ("Northwind Bikes is open on
+# Mondays" was supported by a sentence about something else; the facts say closed on Mondays).
+_DAY = re.compile(
+    r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekend|holiday)s?\b", re.I
+)
+
+
+def _days(text: str) -> set[str]:
+    return {day.lower() for day in _DAY.findall(text)}
+
+
 # A quoted name ("Privacy & Deletion", the button a small model invents) must be in the facts.
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d\n]{1,60})[\"\u201d]")
 # A clause may bring in at most this many content words that neither its best fact sentence nor
@@ -429,6 +443,11 @@ class Guard:
                 )
             elif spliced := self._spliced_words(plain):
                 objection = ("unsupported", "words from another fact: " + ", ".join(spliced[:5]))
+            elif days := _days(plain) - _days(fact):
+                objection = (
+                    "unsupported",
+                    "a day its fact does not name: " + ", ".join(sorted(days)),
+                )
             if objection:
                 return Verdict(
                     False,

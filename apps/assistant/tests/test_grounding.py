@@ -345,6 +345,29 @@ def test_a_short_echo_of_the_question_is_not_shown_as_filler():
     assert verdict("Sure!", question=question).ok
 
 
+def test_open_where_the_facts_say_closed_is_a_contradiction():
+    from apps.assistant.retrieval import encode
+
+    sources = [
+        "All three service centers are open Tuesday to Friday 9:00 to 18:00 and Saturday 9:00 "
+        "to 16:00.",
+        "They are closed on Sundays, Mondays and US public holidays.",
+    ]
+    check = functools.partial(
+        verdict, sources=sources, question="Are you open on Mondays?", embed=encode
+    )
+    # The small model turned the customer's question into a claim (demo set).
+    opened = check("They are open on Sundays, Mondays and US public holidays.")
+    assert not opened.ok and opened.reason == "contradiction"
+    assert check("The service centers are closed on Mondays and US public holidays.").ok
+    # A day the supporting fact does not name is not a fact about that day.
+    monday = check("The service centers are open on Mondays and US public holidays.")
+    assert not monday.ok and monday.detail == "a day its fact does not name: holiday, monday"
+    sunday = check("The service centers are open Tuesday to Friday and on Sundays.")
+    assert not sunday.ok and sunday.detail == "a day its fact does not name: sunday"
+    assert check("The service centers are open Tuesday to Friday 9:00 to 18:00.").ok
+
+
 def test_numbers_from_the_question_may_be_repeated():
     question = "Where is my order NW-482913?"
     assert verdict("Your order NW-482913 can be tracked online.", question=question).reason != (
