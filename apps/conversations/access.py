@@ -81,7 +81,9 @@ def authorize(
             raise _refused("no such conversation for this widget key")
         if conversation.contact_id is None and claims is not None:
             # The visitor signed in since: their anonymous conversation becomes theirs.
-            services.conversation_identify(conversation=conversation, claims=claims)
+            services.conversation_identify(
+                conversation=conversation, claims=claims, access_groups=session.access_groups
+            )
         if conversation.contact_id is not None and (
             claims is None or conversation.contact.external_id != claims["sub"]
         ):

@@ -161,23 +161,24 @@ def conversation_start(
 
 
 @transaction.atomic
-def conversation_identify(*, conversation: Conversation, claims: dict[str, Any]) -> bool:
+def conversation_identify(
+    *, conversation: Conversation, claims: dict[str, Any], access_groups: Iterable[str] = ()
+) -> bool:
     """The visitor of an anonymous conversation signed in (the page now passes their end-user
-    token): the conversation becomes theirs, with the contact, the claims routing and actions
-    read, and the token's access groups. A conversation that already has a contact keeps it
-    (`access.authorize` refuses anyone else). Returns whether the conversation changed; the
-    instance is updated either way."""
+    token, already verified into `claims` and its `access_groups`): the conversation becomes
+    theirs, with the contact, the claims routing and actions read, and those access groups. A
+    conversation that already has a contact keeps it (`access.authorize` refuses anyone else).
+    Returns whether the conversation changed; the instance is updated either way."""
     scoped = Conversation.objects.for_tenant(conversation.tenant_id)
     locked = scoped.select_for_update().get(pk=conversation.pk)
     changed = locked.contact_id is None
     if changed:
-        groups = claims.get("groups") if isinstance(claims.get("groups"), list) else []
         locked.contact = contact_from_claims(tenant=locked.tenant, claims=claims)
         locked.context = {
             **(locked.context or {}),
             "claims": routing_context(claims=claims)["claims"],
         }
-        locked.access_groups = sorted({*locked.access_groups, *map(str, groups)})
+        locked.access_groups = sorted({*locked.access_groups, *map(str, access_groups)})
         locked.save(update_fields=["contact", "context", "access_groups", "updated_at"])
     conversation.contact = locked.contact
     conversation.context, conversation.access_groups = locked.context, locked.access_groups

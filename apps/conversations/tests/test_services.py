@@ -139,7 +139,10 @@ def test_messages_written_at_once_get_distinct_numbers_in_order(tenant_a):
 def test_an_anonymous_conversation_becomes_the_signed_in_visitors_once(tenant_a):
     conversation = services.conversation_start(tenant=tenant_a.tenant)
     alice = {"sub": "cust_alice", "email": "alice@example.com", "groups": ["vip"], "plan": "pro"}
-    assert services.conversation_identify(conversation=conversation, claims=alice) is True
+    identified = services.conversation_identify(
+        conversation=conversation, claims=alice, access_groups=alice["groups"]
+    )
+    assert identified is True
     stored = Conversation.objects.for_tenant(tenant_a.tenant).get(pk=conversation.pk)
     assert stored.contact.external_id == "cust_alice"
     assert stored.contact.email == "alice@example.com"
@@ -147,7 +150,10 @@ def test_an_anonymous_conversation_becomes_the_signed_in_visitors_once(tenant_a)
     assert stored.context["claims"]["plan"] == "pro"
     # Someone else's token later changes nothing: the conversation already has its customer.
     bob = {"sub": "cust_bob", "email": "bob@example.com", "groups": ["staff"]}
-    assert services.conversation_identify(conversation=conversation, claims=bob) is False
+    again = services.conversation_identify(
+        conversation=conversation, claims=bob, access_groups=bob["groups"]
+    )
+    assert again is False
     stored.refresh_from_db()
     assert stored.contact.external_id == "cust_alice" and stored.access_groups == ["vip"]
     assert conversation.contact.external_id == "cust_alice"  # the instance says so too
