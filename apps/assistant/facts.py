@@ -80,13 +80,9 @@ class Facts:
         self.urls |= other.urls
 
 
-def extract_facts(text: str, *, all_number_words: bool = False) -> Facts:
-    """Numbers (with amounts, percentages, times and number words before units), phone
-    numbers, emails and URLs in `text`. Citation markers and list numbering are not facts.
-
-    `all_number_words`: count every number word (for sources, so that an answer may say
-    "2 keys" where a source says "two keys"), not only those before a unit."""
-    facts = Facts()
+def _set_aside(text: str, facts: Facts) -> str:
+    """`text` without list marks and citation markers, and without its emails, URLs, phone
+    numbers and times, each recorded in `facts`: what is left holds only plain numbers."""
     text = "\n".join(without_list_mark(line) for line in (text or "").splitlines())
     text = CITATION.sub(" ", text)
     for match in _EMAIL.finditer(text):
@@ -103,6 +99,17 @@ def extract_facts(text: str, *, all_number_words: bool = False) -> Facts:
     for match in _TIME.finditer(text):
         facts.numbers.add(f"{int(match.group(1))}:{match.group(2)}")
     text = _TIME.sub(" ", text)
+    return text
+
+
+def extract_facts(text: str, *, all_number_words: bool = False) -> Facts:
+    """Numbers (with amounts, percentages, times and number words before units), phone
+    numbers, emails and URLs in `text`. Citation markers and list numbering are not facts.
+
+    `all_number_words`: count every number word (for sources, so that an answer may say
+    "2 keys" where a source says "two keys"), not only those before a unit."""
+    facts = Facts()
+    text = _set_aside(text, facts)
     for match in _NUMBER.finditer(text):
         facts.numbers.add(_canonical_number(match.group(1), match.group(2)))
     if all_number_words:
@@ -164,7 +171,7 @@ def duration_units(text: str) -> dict[str, set[str]]:
 
 # A range is one fact: "6 to 9 business days" does not say "6 business days", nor "$25 to
 # $1,000" "$1,000". Dashes count between bare numbers ("3-5 days"); phone numbers, times, emails
-# and URLs are taken out first, as in `extract_facts`.
+# and URLs are set aside first (`_set_aside`, as for `extract_facts`).
 _AMOUNT = r"[$€£]?\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?"
 _RANGE = re.compile(
     rf"(?<![\w.]){_AMOUNT}\s*(?:%|[a-z]+)?\s*(?:to|\u2013|\u2014|-)\s*{_AMOUNT}(?!\w|\.\d|-\d)"
@@ -198,12 +205,7 @@ class Ranges:
 
 def number_ranges(text: str) -> Ranges:
     """The ranges of `text` (each end with the range it belongs to) and its other numbers."""
-    text = "\n".join(without_list_mark(line) for line in (text or "").splitlines())
-    text = CITATION.sub(" ", text)
-    text = _EMAIL.sub(" ", text)
-    text = _URL.sub(" ", text)
-    text = _PHONE.sub(lambda m: " " if len(_phone_digits(m.group(0))) >= 7 else m.group(0), text)
-    text = _TIME.sub(" ", text)
+    text = _set_aside(text, Facts())
     ranges = Ranges()
 
     def record(match: re.Match[str]) -> str:
