@@ -205,9 +205,12 @@ class Guard:
         # question, which the extractive answer would quote) and of the question; None: any
         # source's. A small model otherwise answers with a neighbouring fact's number ("You can
         # return your e-bike within 2 business days", the inspection's time, not the return's).
+        question_facts = extract_facts(question, all_number_words=True)
+        self.question_numbers = question_facts.numbers
         self.focus: Facts | None = None
         if focus is not None:
-            self.focus = extract_facts(question, all_number_words=True)
+            self.focus = Facts()
+            self.focus.update(question_facts)
             for text in focus:
                 self.focus.update(extract_facts(text, all_number_words=True))
         self.known = Facts()
@@ -232,9 +235,7 @@ class Guard:
                     self.sentences.append(
                         SourceSentence(plain, index, content_words(plain), _clauses(plain))
                     )
-        self.vocabulary: set[str] = content_words(question).union(
-            *(s.words for s in self.sentences)
-        )
+        self.vocabulary: set[str] = self.question_words.union(*(s.words for s in self.sentences))
         self._vectors: np.ndarray | None = None
         self._vocabulary_vectors: np.ndarray | None = None
         self.accepted: list[set[str]] = []
@@ -253,7 +254,7 @@ class Guard:
         numbers are judged by that clause's words (the sentence's when it has none of its own),
         so "the battery is covered for 2 years, and the frame for 1 year" does not pass on
         the strength of the other clause."""
-        unjudged = numbers - extract_facts(self.question, all_number_words=True).numbers
+        unjudged = numbers - self.question_numbers
         whole = _context_words(plain)
         for clause in _CLAUSE.split(plain):
             stated = extract_facts(clause).numbers & unjudged
