@@ -181,7 +181,7 @@ def process_gone(pid: int) -> bool:
     """True once `pid` has exited (a zombie not yet reaped by its parent counts as exited)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return True
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
